@@ -1,0 +1,169 @@
+"""Configuration: one frozen dataclass per component, composed into :class:`Config`.
+
+The whole :class:`Config` is saved inside every checkpoint (as a plain dict), so a model
+can always be rebuilt exactly as it was trained. Presets are named sets of overrides;
+every field of every preset can be overridden again from the command line
+(``--decoder-hidden 256`` sets ``ModelConfig.decoder_hidden``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _f(default: Any, help: str) -> Any:
+    """A dataclass field whose help text is shown by ``seqvae train --help``."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = _f("moses", "corpus: a file path, or an embedded corpus name (ptb, moses)")
+    kind: str = _f("auto", "smiles | text | auto (moses -> smiles, ptb -> text, files are sniffed)")
+    column: str | None = _f(None, "for CSV files: the column holding the sequences")
+    valid_fraction: float = _f(0.05, "seeded validation share, for corpora without their own split")
+    test_fraction: float = _f(0.05, "seeded test share, for corpora without their own split")
+    split_seed: int = _f(0, "seed of the train/valid/test split")
+    limit_train: int | None = _f(None, "use only the first N training sequences (quick runs)")
+    max_length: int = _f(100, "maximum tokens per sequence, not counting <bos>/<eos>")
+    long_sequences: str = _f("skip", "what to do with longer sequences: skip | truncate")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    kind: str = _f("auto", "smiles | char | word | sentencepiece | auto (smiles or word)")
+    min_freq: int = _f(1, "word tokenizer: words seen fewer times become <unk>")
+    vocab_size: int = _f(8000, "sentencepiece: vocabulary size")
+    sp_model_type: str = _f("unigram", "sentencepiece: unigram | bpe")
+    lowercase: bool = _f(False, "word/sentencepiece: lower-case the text first")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    embedding_dim: int = _f(64, "token embedding size (0: the vocabulary size, as the MOSES VAE)")
+    encoder_hidden: int = _f(256, "encoder GRU units per direction")
+    encoder_layers: int = _f(1, "encoder GRU layers")
+    bidirectional: bool = _f(False, "bidirectional encoder")
+    latent_dim: int = _f(64, "size of z")
+    decoder_hidden: int = _f(512, "decoder GRU units")
+    decoder_layers: int = _f(1, "decoder GRU layers")
+    dropout: float = _f(0.0, "dropout between GRU layers and on decoder outputs")
+    tie_weights: bool = _f(False, "tie the output projection to the embedding (Press & Wolf 2017)")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    kl_schedule: str = _f("linear", "KL weight schedule: constant | linear | logistic | cyclical")
+    kl_weight: float = _f(1.0, "target KL weight (beta)")
+    kl_warmup_steps: int | None = _f(5000, "steps to reach the target (none: the whole run)")
+    kl_start_step: int = _f(0, "KL weight is 0 before this step (linear, logistic)")
+    kl_cycles: int = _f(4, "cyclical: number of cycles over the warm-up span (Fu et al. 2019)")
+    kl_cycle_ratio: float = _f(0.5, "cyclical: share of each cycle spent increasing beta")
+    free_bits: float = _f(0.0, "per-dimension KL floor in nats (Kingma et al. 2016); 0 = off")
+    word_dropout: float = _f(0.0, "share of decoder inputs replaced by <unk> (Bowman et al. 2016)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = _f(256, "sequences per batch")
+    lr: float = _f(1e-3, "peak Adam learning rate")
+    lr_schedule: str = _f("constant", "constant | cosine | linear decay after warm-up")
+    lr_warmup_steps: int = _f(0, "linear learning-rate warm-up steps")
+    min_lr_ratio: float = _f(0.1, "cosine/linear: final lr as a share of the peak")
+    grad_clip: float = _f(5.0, "clip the global gradient norm to this (0 = off)")
+    epochs: int = _f(10, "passes over the training split")
+    max_steps: int | None = _f(None, "stop after this many optimiser steps in total")
+    val_every: int | None = _f(None, "validate every N steps (none: at the end of each epoch)")
+    max_val_examples: int | None = _f(5000, "validate on at most this many sequences")
+    early_stopping: int | None = _f(None, "stop after N validations without improvement")
+    log_every: int = _f(50, "log training terms every N steps")
+    save_every: int = _f(500, "write the resumable last.pt every N steps")
+    seed: int = _f(0, "seed for initialisation, batch order, sampling and dropout")
+    threads: int | None = _f(None, "CPU threads for torch (none: torch's default)")
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, dict[str, Any]]) -> "Config":
+        """Inverse of :meth:`to_dict`; unknown keys are an error, missing keys take defaults."""
+        parts = {}
+        for f in dataclasses.fields(cls):
+            sub = d.get(f.name, {})
+            known = {g.name for g in dataclasses.fields(f.default_factory)}
+            unknown = set(sub) - known
+            if unknown:
+                raise ValueError(f"unknown {f.name} config keys: {sorted(unknown)}")
+            parts[f.name] = f.default_factory(**sub)
+        return cls(**parts)
+
+    def override(self, section: str, **changes: Any) -> "Config":
+        """A copy with some fields of one section replaced."""
+        return dataclasses.replace(
+            self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+
+SECTIONS = ("data", "tokenizer", "model", "objective", "train")
+
+# Each preset is a set of overrides on top of the dataclass defaults.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # The MOSES VAE (Polykovskiy et al. 2020, molsets 0.3.1 defaults): 1-layer GRU encoder of
+    # 256, 3-layer GRU decoder of 512, d_z 128, one-hot-sized embedding, batch 512, Adam 3e-4
+    # (its SGDR schedule has lr_start == lr_end, i.e. constant), clipping at 50, and a KL weight
+    # rising linearly from 0 to 0.05 over the whole run.
+    "moses": {
+        "tokenizer": {"kind": "char"},
+        "model": {"embedding_dim": 0, "encoder_hidden": 256, "encoder_layers": 1,
+                  "bidirectional": False, "latent_dim": 128, "decoder_hidden": 512,
+                  "decoder_layers": 3, "dropout": 0.0},
+        "objective": {"kl_schedule": "linear", "kl_weight": 0.05, "kl_warmup_steps": None,
+                      "word_dropout": 0.0, "free_bits": 0.0},
+        "train": {"batch_size": 512, "lr": 3e-4, "lr_schedule": "constant", "grad_clip": 50.0,
+                  "epochs": 100},
+    },
+    # The text-VAE literature (Bowman et al. 2016): word vocabulary, embedding 256, GRUs of 512,
+    # d_z 32, logistic KL warm-up to 1 and word dropout on the decoder inputs.
+    "ptb": {
+        "data": {"max_length": 100},
+        "tokenizer": {"kind": "word", "min_freq": 1},
+        "model": {"embedding_dim": 256, "encoder_hidden": 512, "encoder_layers": 1,
+                  "bidirectional": True, "latent_dim": 32, "decoder_hidden": 512,
+                  "decoder_layers": 1, "dropout": 0.3},
+        "objective": {"kl_schedule": "logistic", "kl_weight": 1.0, "kl_warmup_steps": 10000,
+                      "word_dropout": 0.3, "free_bits": 0.0},
+        "train": {"batch_size": 32, "lr": 1e-3, "lr_schedule": "constant", "grad_clip": 5.0,
+                  "epochs": 30, "early_stopping": 5, "max_val_examples": None},
+    },
+    # The fastest setting that still learns well on 2 CPU cores (see README, "Presets").
+    "cpu-small": {
+        "model": {"embedding_dim": 64, "encoder_hidden": 256, "encoder_layers": 1,
+                  "bidirectional": False, "latent_dim": 64, "decoder_hidden": 384,
+                  "decoder_layers": 1, "dropout": 0.0},
+        "objective": {"kl_schedule": "linear", "kl_weight": 1.0, "kl_warmup_steps": None,
+                      "word_dropout": 0.0, "free_bits": 0.0},
+        "train": {"batch_size": 256, "lr": 2e-3, "lr_schedule": "cosine", "lr_warmup_steps": 100,
+                  "grad_clip": 5.0, "epochs": 10},
+    },
+}
+
+
+def preset(name: str | None) -> Config:
+    """The :class:`Config` of a named preset (``None``: the dataclass defaults)."""
+    config = Config()
+    if name is None:
+        return config
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    for section, changes in PRESETS[name].items():
+        config = config.override(section, **changes)
+    return config
