@@ -1,0 +1,68 @@
+import math
+
+import pytest
+import torch
+
+from seqvae.objective import free_bits_kl, gaussian_kl, reconstruction_nll, vae_loss, word_dropout
+
+
+def test_reconstruction_nll_sums_tokens_and_masks_padding():
+    # Two sequences over a vocabulary of 3; logits chosen so that log-softmax is easy by hand.
+    logits = torch.zeros(2, 3, 3)  # uniform: every token costs log(3)
+    logits[0, 0] = torch.tensor([0.0, math.log(2.0), 0.0])  # p = [1/4, 1/2, 1/4]
+    targets = torch.tensor([[1, 2, 0], [2, 0, 0]])  # 0 is padding
+    nll = reconstruction_nll(logits, targets, pad_id=0)
+    assert nll.shape == (2,)
+    assert nll[0].item() == pytest.approx(math.log(2.0) + math.log(3.0), abs=1e-6)
+    assert nll[1].item() == pytest.approx(math.log(3.0), abs=1e-6)
+
+
+def test_gaussian_kl_matches_hand_computation():
+    mu = torch.tensor([[0.0, 1.0, -2.0]])
+    logvar = torch.tensor([[0.0, 0.0, math.log(0.25)]])
+    kl = gaussian_kl(mu, logvar)
+    # 0.5 * (mu^2 + var - 1 - log var)
+    expected = [0.0, 0.5, 0.5 * (4.0 + 0.25 - 1.0 - math.log(0.25))]
+    assert kl.shape == (1, 3)
+    assert kl[0].tolist() == pytest.approx(expected, abs=1e-6)
+
+
+def test_gaussian_kl_matches_torch_distributions():
+    torch.manual_seed(0)
+    mu, logvar = torch.randn(4, 5), torch.randn(4, 5)
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    p = torch.distributions.Normal(torch.zeros(4, 5), torch.ones(4, 5))
+    assert torch.allclose(gaussian_kl(mu, logvar), torch.distributions.kl_divergence(q, p), atol=1e-5)
+
+
+def test_free_bits_floors_each_dimension_after_batch_mean():
+    kl = torch.tensor([[0.1, 2.0, 0.0], [0.3, 4.0, 0.0]])  # batch means 0.2, 3.0, 0.0
+    assert free_bits_kl(kl, 0.0).item() == pytest.approx(3.2)
+    assert free_bits_kl(kl, 0.5).item() == pytest.approx(0.5 + 3.0 + 0.5)
+
+
+def test_free_bits_gives_no_gradient_below_the_floor():
+    kl = torch.tensor([[0.1, 2.0]], requires_grad=True)
+    free_bits_kl(kl, 0.5).backward()
+    assert kl.grad.tolist() == [[0.0, 1.0]]
+
+
+def test_vae_loss_combines_terms():
+    rec = torch.tensor([10.0, 20.0])
+    kl = torch.tensor([[1.0, 1.0], [3.0, 3.0]])  # per-sequence KL 2 and 6, mean 4
+    assert vae_loss(rec, kl, beta=0.5).item() == pytest.approx(15.0 + 2.0)
+    assert vae_loss(rec, kl, beta=0.0).item() == pytest.approx(15.0)
+
+
+def test_word_dropout_rate_and_protected_positions():
+    g = torch.Generator().manual_seed(0)
+    inputs = torch.randint(4, 50, (200, 30))
+    inputs[:, 0] = 1  # <bos>
+    keep = inputs == 1
+    out = word_dropout(inputs, 0.3, unk_id=3, keep=keep, generator=g)
+    replaced = out != inputs
+    assert (out[replaced] == 3).all()
+    assert not replaced[:, 0].any()
+    assert replaced[:, 1:].float().mean().item() == pytest.approx(0.3, abs=0.02)
+    assert (inputs[:, 0] == 1).all()  # input untouched
+    assert word_dropout(inputs, 0.0, unk_id=3) is inputs

@@ -1,0 +1,60 @@
+import math
+
+import pytest
+
+from seqvae.schedules import kl_weight, learning_rate
+
+
+def test_constant():
+    assert kl_weight(0, "constant", 0.7, 100) == 0.7
+    assert kl_weight(10**6, "constant", 0.7, 100) == 0.7
+
+
+def test_linear_warmup_with_start():
+    kw = dict(kind="linear", target=0.05, warmup_steps=1000, start_step=100)
+    assert kl_weight(0, **kw) == 0.0
+    assert kl_weight(100, **kw) == 0.0
+    assert kl_weight(600, **kw) == pytest.approx(0.025)
+    assert kl_weight(1100, **kw) == pytest.approx(0.05)
+    assert kl_weight(50000, **kw) == pytest.approx(0.05)
+
+
+def test_logistic_midpoint_and_ends():
+    kw = dict(kind="logistic", target=1.0, warmup_steps=1000)
+    assert kl_weight(500, **kw) == pytest.approx(0.5)
+    assert kl_weight(0, **kw) == pytest.approx(1 / (1 + math.exp(5)))
+    assert kl_weight(1000, **kw) == pytest.approx(1 / (1 + math.exp(-5)))
+    assert kl_weight(10**9, **kw) == pytest.approx(1.0)
+    assert kl_weight(250, **kw) < kl_weight(500, **kw) < kl_weight(750, **kw)
+
+
+def test_cyclical_fu_et_al():
+    # 4 cycles over 400 steps: period 100, rising over the first half of each.
+    kw = dict(kind="cyclical", target=2.0, warmup_steps=400, cycles=4, cycle_ratio=0.5)
+    assert kl_weight(0, **kw) == 0.0
+    assert kl_weight(25, **kw) == pytest.approx(1.0)
+    assert kl_weight(50, **kw) == pytest.approx(2.0)
+    assert kl_weight(99, **kw) == pytest.approx(2.0)
+    assert kl_weight(100, **kw) == 0.0
+    assert kl_weight(325, **kw) == pytest.approx(1.0)
+    assert kl_weight(400, **kw) == pytest.approx(2.0)
+
+
+def test_unknown_schedule_is_an_error():
+    with pytest.raises(ValueError, match="cyclical"):
+        kl_weight(0, "exponential", 1.0, 10)
+
+
+def test_learning_rate_warmup_then_cosine():
+    kw = dict(peak=1e-3, kind="cosine", warmup_steps=10, total_steps=110, min_ratio=0.1)
+    assert learning_rate(0, **kw) == pytest.approx(1e-4)
+    assert learning_rate(9, **kw) == pytest.approx(1e-3)
+    assert learning_rate(10, **kw) == pytest.approx(1e-3)
+    assert learning_rate(60, **kw) == pytest.approx(1e-4 + 0.9e-3 * 0.5)
+    assert learning_rate(110, **kw) == pytest.approx(1e-4)
+    assert learning_rate(500, **kw) == pytest.approx(1e-4)
+
+
+def test_learning_rate_constant_and_linear():
+    assert learning_rate(1234, 3e-4, "constant", 0, 10) == 3e-4
+    assert learning_rate(50, 1.0, "linear", 0, 100, min_ratio=0.0) == pytest.approx(0.5)
