@@ -1,0 +1,92 @@
+"""Decoding z into token sequences: greedy, temperature sampling and beam search.
+
+All three are batched, stop as soon as every sequence has produced <eos> (or at ``max_len``),
+and return a (B, T) id tensor padded with <pad> after each <eos>; tokenizers turn it into text.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .model import SeqVAE
+
+METHODS = ("greedy", "sample", "beam")
+
+
+@torch.inference_mode()
+def decode(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int,
+           method: str = "greedy", max_len: int = 100, temperature: float = 1.0,
+           beam_size: int = 5, generator: torch.Generator | None = None) -> Tensor:
+    """Decode a batch of latent codes.
+
+    Args:
+        z: (B, D) latent codes.
+        method: ``greedy`` (argmax), ``sample`` (from softmax(logits / temperature)) or
+            ``beam`` (beam search of width ``beam_size``, best total log-probability).
+        max_len: most tokens generated per sequence, <eos> included.
+    Returns:
+        (B, T) ids with T <= max_len; rows that end early are padded with ``pad_id``.
+    """
+    if method == "beam":
+        return _beam_search(model, z, bos_id, eos_id, pad_id, max_len, beam_size)
+    if method not in METHODS:
+        raise ValueError(f"unknown decoding method {method!r}; choose one of {', '.join(METHODS)}")
+    B = z.size(0)
+    hidden = model.initial_hidden(z)
+    token = torch.full((B, 1), bos_id, dtype=torch.long, device=z.device)
+    finished = torch.zeros(B, dtype=torch.bool, device=z.device)
+    steps = []
+    for _ in range(max_len):
+        logits, hidden = model.forward_decoder(token, z, hidden)
+        logits = _forbid_specials(logits[:, -1].float(), bos_id, pad_id)
+        if method == "greedy":
+            nxt = logits.argmax(dim=-1)
+        else:
+            probs = torch.softmax(logits / max(temperature, 1e-6), dim=-1)
+            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        nxt = nxt.masked_fill(finished, pad_id)
+        steps.append(nxt)
+        finished |= nxt == eos_id
+        if bool(finished.all()):
+            break
+        token = nxt.unsqueeze(1)
+    return torch.stack(steps, dim=1)
+
+
+def _forbid_specials(logits: Tensor, bos_id: int, pad_id: int) -> Tensor:
+    """A model never has to emit <bos> or <pad>; an undertrained one might, so rule them out."""
+    logits[:, [bos_id, pad_id]] = float("-inf")
+    return logits
+
+
+def _beam_search(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int,
+                 max_len: int, beam_size: int) -> Tensor:
+    """Batched beam search: B * K hypotheses advance together; finished ones are frozen."""
+    B, K, device = z.size(0), beam_size, z.device
+    z_k = z.repeat_interleave(K, dim=0)                                  # (B*K, D)
+    hidden = model.initial_hidden(z_k)                                   # (L, B*K, H)
+    scores = torch.full((B, K), float("-inf"), device=device)
+    scores[:, 0] = 0.0                        # start from a single live hypothesis per example
+    tokens = torch.full((B * K, 1), bos_id, dtype=torch.long, device=device)
+    finished = torch.zeros(B * K, dtype=torch.bool, device=device)
+    history = torch.empty(B * K, 0, dtype=torch.long, device=device)
+    for _ in range(max_len):
+        logits, hidden = model.forward_decoder(tokens, z_k, hidden)
+        logp = torch.log_softmax(_forbid_specials(logits[:, -1].float(), bos_id, pad_id), dim=-1)
+        V = logp.size(-1)
+        # A finished hypothesis may only continue with <pad>, at no cost.
+        frozen = torch.full_like(logp, float("-inf"))
+        frozen[:, pad_id] = 0.0
+        logp = torch.where(finished.unsqueeze(1), frozen, logp)
+        total = (scores.view(-1, 1) + logp).view(B, K * V)
+        scores, flat = total.topk(K, dim=-1)                             # (B, K)
+        parent = (flat // V + torch.arange(B, device=device).unsqueeze(1) * K).view(-1)
+        nxt = (flat % V).view(-1)
+        history = torch.cat([history[parent], nxt.unsqueeze(1)], dim=1)
+        hidden = hidden[:, parent]
+        finished = finished[parent] | (nxt == eos_id)
+        tokens = nxt.unsqueeze(1)
+        if bool(finished.all()):
+            break
+    best = scores.argmax(dim=-1) + torch.arange(B, device=device) * K
+    return history[best]

@@ -1,0 +1,113 @@
+import dataclasses
+
+import pytest
+import torch
+
+from seqvae.config import ModelConfig
+from seqvae.decoding import decode
+from seqvae.model import SeqVAE
+
+V, PAD, BOS, EOS = 11, 0, 1, 2
+
+
+def tiny_model(seed=0) -> SeqVAE:
+    torch.manual_seed(seed)
+    return SeqVAE(ModelConfig(embedding_dim=8, encoder_hidden=8, latent_dim=4, decoder_hidden=16,
+                              decoder_layers=2), V).eval()
+
+
+def reference_greedy(model, z, max_len):
+    """One example at a time, no batching tricks."""
+    out, token, hidden = [], torch.tensor([[BOS]]), None
+    for _ in range(max_len):
+        logits, hidden = model.forward_decoder(token, z, hidden)
+        logits[:, -1, [BOS, PAD]] = float("-inf")
+        token = logits[:, -1].argmax(-1, keepdim=True)
+        out.append(token.item())
+        if out[-1] == EOS:
+            break
+    return out
+
+
+def strip(row):
+    row = row.tolist()
+    return row[:row.index(EOS) + 1] if EOS in row else [t for t in row if t != PAD]
+
+
+def test_greedy_batched_equals_one_by_one():
+    model = tiny_model()
+    z = torch.randn(6, 4) * 2
+    ids = decode(model, z, BOS, EOS, PAD, method="greedy", max_len=25)
+    for i in range(6):
+        assert strip(ids[i]) == reference_greedy(model, z[i:i + 1], 25)
+
+
+def test_padding_after_eos_and_max_len():
+    model = tiny_model()
+    ids = decode(model, torch.randn(32, 4), BOS, EOS, PAD, method="sample", max_len=12,
+                 generator=torch.Generator().manual_seed(0))
+    assert ids.size(1) <= 12
+    for row in ids.tolist():
+        if EOS in row:
+            assert all(t == PAD for t in row[row.index(EOS) + 1:])
+        assert PAD not in row[:row.index(EOS)] if EOS in row else PAD not in row
+
+
+def test_stops_as_soon_as_every_sequence_has_ended():
+    model = tiny_model()
+    with torch.no_grad():  # make <eos> overwhelmingly likely from the first step
+        model.output_projection.bias.zero_()
+        model.output_projection.bias[EOS] = 100.0
+    ids = decode(model, torch.randn(5, 4), BOS, EOS, PAD, method="greedy", max_len=50)
+    assert ids.shape == (5, 1) and (ids == EOS).all()
+
+
+def test_sampling_is_seeded_and_temperature_zero_is_greedy():
+    model = tiny_model()
+    z = torch.randn(8, 4)
+    a = decode(model, z, BOS, EOS, PAD, "sample", 20, generator=torch.Generator().manual_seed(3))
+    b = decode(model, z, BOS, EOS, PAD, "sample", 20, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    cold = decode(model, z, BOS, EOS, PAD, "sample", 20, temperature=1e-4,
+                  generator=torch.Generator().manual_seed(3))
+    greedy = decode(model, z, BOS, EOS, PAD, "greedy", 20)
+    assert torch.equal(cold, greedy)
+
+
+def sequence_logprob(model, z, seq):
+    inputs = torch.tensor([[BOS] + seq[:-1]])
+    logits, _ = model.forward_decoder(inputs, z)
+    logits[0, :, [BOS, PAD]] = float("-inf")
+    logp = torch.log_softmax(logits[0], -1)
+    return sum(logp[t, tok].item() for t, tok in enumerate(seq))
+
+
+def test_beam_width_one_is_greedy_and_wider_beams_score_at_least_as_well():
+    model = tiny_model(seed=2)
+    z = torch.randn(6, 4)
+    greedy = decode(model, z, BOS, EOS, PAD, "greedy", 15)
+    beam1 = decode(model, z, BOS, EOS, PAD, "beam", 15, beam_size=1)
+    assert [strip(r) for r in beam1] == [strip(r) for r in greedy]
+    beam5 = decode(model, z, BOS, EOS, PAD, "beam", 15, beam_size=5)
+    better = 0
+    for i in range(6):
+        g, b = strip(greedy[i]), strip(beam5[i])
+        if g[-1] == EOS and b[-1] == EOS:
+            lg, lb = sequence_logprob(model, z[i:i + 1], g), sequence_logprob(model, z[i:i + 1], b)
+            assert lb >= lg - 1e-4
+            better += lb > lg + 1e-4
+    assert beam5.shape[0] == 6
+
+
+def test_beam_batched_equals_one_by_one():
+    model = tiny_model(seed=4)
+    z = torch.randn(4, 4)
+    together = decode(model, z, BOS, EOS, PAD, "beam", 15, beam_size=3)
+    for i in range(4):
+        alone = decode(model, z[i:i + 1], BOS, EOS, PAD, "beam", 15, beam_size=3)
+        assert strip(together[i]) == strip(alone[0])
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match="greedy"):
+        decode(tiny_model(), torch.randn(1, 4), BOS, EOS, PAD, method="nucleus")

@@ -1,0 +1,114 @@
+import dataclasses
+
+import pytest
+import torch
+
+from seqvae.config import ModelConfig
+from seqvae.model import SeqVAE
+
+V = 17
+
+
+def tiny(**changes) -> SeqVAE:
+    config = dataclasses.replace(
+        ModelConfig(embedding_dim=8, encoder_hidden=12, latent_dim=5, decoder_hidden=10), **changes)
+    torch.manual_seed(0)
+    return SeqVAE(config, V, pad_id=0).eval()
+
+
+def batch(lengths, T=None, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    T = T or max(lengths)
+    tokens = torch.zeros(len(lengths), T, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        tokens[i, :n] = torch.randint(4, V, (n,), generator=g)
+        tokens[i, 0], tokens[i, n - 1] = 1, 2
+    return tokens, torch.tensor(lengths)
+
+
+@pytest.mark.parametrize("changes", [{}, {"bidirectional": True, "encoder_layers": 2},
+                                     {"decoder_layers": 3, "tie_weights": True},
+                                     {"embedding_dim": 0}])
+def test_shapes(changes):
+    model = tiny(**changes)
+    tokens, lengths = batch([6, 4, 9])
+    out = model(tokens, lengths)
+    assert out.logits.shape == (3, 8, V)
+    assert out.mu.shape == out.logvar.shape == out.z.shape == (3, 5)
+    h = model.initial_hidden(out.z)
+    assert h.shape == (model.config.decoder_layers, 3, 10)
+
+
+def test_embedding_zero_means_vocabulary_sized():
+    assert tiny(embedding_dim=0).embedding.weight.shape == (V, V)
+
+
+def test_decoder_is_causal():
+    model = tiny(decoder_layers=2)
+    tokens, _ = batch([10])
+    z = torch.randn(1, 5)
+    logits, _ = model.forward_decoder(tokens, z)
+    changed = tokens.clone()
+    changed[0, 6:] = 5  # change the future
+    logits2, _ = model.forward_decoder(changed, z)
+    assert torch.allclose(logits[:, :6], logits2[:, :6], atol=1e-6)
+    assert not torch.allclose(logits[:, 6:], logits2[:, 6:])
+
+
+def test_decoder_uses_z():
+    model = tiny()
+    tokens, _ = batch([8])
+    a, _ = model.forward_decoder(tokens, torch.zeros(1, 5))
+    b, _ = model.forward_decoder(tokens, torch.ones(1, 5))
+    assert not torch.allclose(a, b)
+
+
+def test_step_by_step_equals_teacher_forcing():
+    model = tiny(decoder_layers=2)
+    tokens, _ = batch([7])
+    z = torch.randn(1, 5)
+    full, _ = model.forward_decoder(tokens, z)
+    hidden, steps = None, []
+    for t in range(tokens.size(1)):
+        logits, hidden = model.forward_decoder(tokens[:, t:t + 1], z, hidden)
+        steps.append(logits)
+    assert torch.allclose(full, torch.cat(steps, dim=1), atol=1e-5)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_each_example_is_independent_of_its_batch(bidirectional):
+    model = tiny(bidirectional=bidirectional, encoder_layers=2)
+    tokens, lengths = batch([5, 9, 3, 7])
+    mu, logvar = model.forward_encoder(tokens, lengths)
+    logits, _ = model.forward_decoder(tokens, mu)
+    for i, n in enumerate(lengths.tolist()):
+        alone = tokens[i:i + 1, :n]  # no padding, no neighbours
+        mu_i, logvar_i = model.forward_encoder(alone, lengths[i:i + 1])
+        assert torch.allclose(mu[i], mu_i[0], atol=1e-5)
+        assert torch.allclose(logvar[i], logvar_i[0], atol=1e-5)
+        logits_i, _ = model.forward_decoder(alone, mu_i)
+        assert torch.allclose(logits[i, :n], logits_i[0], atol=1e-5)
+    # and changing a neighbour changes nothing for example 0
+    other = tokens.clone()
+    other[1, 1:8] = 4
+    mu2, _ = model.forward_encoder(other, lengths)
+    assert torch.allclose(mu[0], mu2[0], atol=1e-6)
+    assert not torch.allclose(mu[1], mu2[1])
+
+
+def test_padding_content_is_ignored_by_the_encoder():
+    model = tiny(bidirectional=True)
+    tokens, lengths = batch([4, 8])
+    junk = tokens.clone()
+    junk[0, 4:] = 7  # garbage after the end of sequence 0
+    assert torch.allclose(model.forward_encoder(tokens, lengths)[0],
+                          model.forward_encoder(junk, lengths)[0], atol=1e-6)
+
+
+def test_reparameterize_statistics():
+    torch.manual_seed(0)
+    mu = torch.full((20000, 2), 3.0)
+    logvar = torch.full((20000, 2), 2 * torch.log(torch.tensor(0.5)))
+    z = SeqVAE.reparameterize(mu, logvar)
+    assert z.mean().item() == pytest.approx(3.0, abs=0.02)
+    assert z.std().item() == pytest.approx(0.5, abs=0.02)
