@@ -1,0 +1,101 @@
+"""One self-contained checkpoint: config, tokenizer, weights, optimiser, step and RNG state.
+
+Written atomically (temp file, fsync, rename) so a kill during a save leaves the previous
+checkpoint intact, and loaded in exactly one place, with ``weights_only=True`` so a file that
+carries pickled code is refused rather than run.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import Config
+from .errors import SeqVAEError
+from .model import SeqVAE
+from .tokenizers import Tokenizer, tokenizer_from_state
+
+FORMAT = "seqvae-checkpoint"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: str | Path, config: Config, tokenizer: Tokenizer, model: SeqVAE,
+                    optimizer: torch.optim.Optimizer | None = None,
+                    train_state: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint atomically. Refuses weights that are not finite."""
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise SeqVAEError(f"refusing to save {path}: non-finite values in {', '.join(bad[:3])}")
+    blob = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "tokenizer": tokenizer.state_dict(),
+        "model": weights,
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "train_state": train_state or {},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        torch.save(blob, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint's contents onto the CPU, safely, with clear errors for bad files."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeqVAEError(f"{path}: no such checkpoint; pass the model.pt written by "
+                          "`seqvae train --out DIR` (DIR/model.pt)")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise SeqVAEError(f"{path}: refused to load: the file holds objects other than weights "
+                          f"(possibly code), and seqvae only loads plain checkpoints ({exc})") from None
+    except Exception as exc:  # torch raises many types for damaged files (KeyError, EOFError, ...)
+        raise SeqVAEError(f"{path}: not a readable checkpoint (truncated or another file type?): "
+                          f"{exc}") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise SeqVAEError(f"{path}: not a seqvae checkpoint")
+    if blob.get("format_version") != FORMAT_VERSION:
+        raise SeqVAEError(f"{path}: checkpoint format version {blob.get('format_version')}, but "
+                          f"this seqvae reads version {FORMAT_VERSION}; use the seqvae release "
+                          "that wrote it")
+    return blob
+
+
+@dataclass
+class LoadedModel:
+    config: Config
+    tokenizer: Tokenizer
+    model: SeqVAE
+    blob: dict[str, Any]  # the raw checkpoint (optimizer, train_state) for resuming
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the config, tokenizer and model of a checkpoint; the model is in eval mode."""
+    blob = read_checkpoint(path)
+    config = Config.from_dict(blob["config"])
+    tokenizer = tokenizer_from_state(blob["tokenizer"])
+    model = SeqVAE(config.model, tokenizer.vocab_size, tokenizer.pad_id)
+    model.load_state_dict(blob["model"])
+    return LoadedModel(config, tokenizer, model.to(device).eval(), blob)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when it is available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SeqVAEError("--device cuda was asked for, but torch sees no CUDA device; "
+                          "use --device cpu or install a CUDA build of torch")
+    return torch.device(name)

@@ -1,0 +1,34 @@
+"""RDKit at the edge: is a SMILES a molecule, and its canonical form."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from rdkit import Chem, RDLogger
+
+RDLogger.DisableLog("rdApp.*")  # decoded junk would otherwise flood stderr with parse errors
+
+
+def to_molecule(smiles: str) -> Chem.Mol | None:
+    """The sanitised RDKit molecule of a SMILES, or None if it does not parse or sanitise."""
+    if not smiles or not smiles.strip():
+        return None
+    return Chem.MolFromSmiles(smiles)  # sanitises by default
+
+
+def is_valid(smiles: str) -> bool:
+    """True when RDKit parses and sanitises the SMILES (the MOSES definition of validity)."""
+    return to_molecule(smiles) is not None
+
+
+def canonical(smiles: str) -> str | None:
+    """RDKit's canonical SMILES, or None for an invalid one."""
+    mol = to_molecule(smiles)
+    return Chem.MolToSmiles(mol) if mol is not None else None
+
+
+def validity_and_uniqueness(smiles: Iterable[str]) -> dict[str, float]:
+    """Share of valid SMILES, and share of distinct canonical molecules among the valid ones."""
+    smiles = list(smiles)
+    canon = [c for c in map(canonical, smiles) if c is not None]
+    return {"n": len(smiles), "valid": len(canon) / max(len(smiles), 1),
+            "unique": len(set(canon)) / max(len(canon), 1)}

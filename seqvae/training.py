@@ -1,0 +1,295 @@
+"""The training loop: one obvious loop over length-bucketed batches.
+
+A run folder holds:
+    config.json       the full configuration
+    metrics.csv       training terms every ``log_every`` steps, and every validation
+    training.png      the curves of metrics.csv
+    model.pt          the best checkpoint by validation ELBO (what ``seqvae sample`` etc. load)
+    last.pt           the latest state, for ``--resume``
+    summary.json      the final validation summary
+
+Resuming restores the weights, the optimiser, the step, the position in the epoch's batch
+order (which depends only on the seed and the epoch) and the torch RNG, so a resumed run
+takes the same steps as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, resolve_device, save_checkpoint
+from .config import Config
+from .data import PreparedData, TokenizedSplit, bucketed_batches, collate, prepare_data
+from .errors import SeqVAEError
+from .model import SeqVAE
+from .objective import gaussian_kl, reconstruction_nll, vae_loss, word_dropout
+from .plots import plot_training_curves
+from .schedules import kl_weight, learning_rate
+
+METRIC_FIELDS = ["step", "epoch", "split", "loss", "rec", "kl", "kl_weight", "lr",
+                 "tokens_per_s", "elbo", "nll_per_token", "seconds"]
+MAX_BAD_STEPS = 20  # consecutive non-finite steps before giving up
+
+
+@dataclass
+class TrainState:
+    step: int = 0              # optimiser steps taken
+    epoch: int = 0             # current epoch
+    batch_in_epoch: int = 0    # batches of the current epoch already taken
+    best_val_elbo: float = -math.inf
+    bad_validations: int = 0   # validations since the last improvement
+    skipped_steps: int = 0     # steps skipped for a non-finite loss or gradient
+    seconds: float = 0.0       # training wall time so far
+
+
+@torch.no_grad()
+def evaluate_elbo(model: SeqVAE, split: TokenizedSplit, batch_size: int = 256,
+                  max_examples: int | None = None, seed: int = 0) -> dict[str, float]:
+    """One-sample ELBO on (the first ``max_examples`` of) a split, reproducibly.
+
+    Returns per-sequence means of rec, kl and elbo = -(rec + kl), the number of sequences, and
+    nll_per_token = (rec + kl) summed / target tokens (<eos> counted, <bos> not).
+    """
+    if max_examples is not None:
+        split = split.subset(max_examples)
+    was_training = model.training
+    model.eval()
+    totals = {"rec": 0.0, "kl": 0.0, "tokens": 0}
+    devices = [model.device] if model.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # leaves the training RNG stream untouched
+        torch.manual_seed(seed)
+        order = np.argsort(split.lengths, kind="stable")
+        for start in range(0, len(order), batch_size):
+            tokens, lengths = collate(split, order[start:start + batch_size])
+            tokens, lengths = tokens.to(model.device), lengths.to(model.device)
+            out = model(tokens, lengths)
+            totals["rec"] += reconstruction_nll(out.logits, tokens[:, 1:], model.pad_id).sum().item()
+            totals["kl"] += gaussian_kl(out.mu, out.logvar).sum().item()
+            totals["tokens"] += int((lengths - 1).sum())
+    model.train(was_training)
+    n = max(len(split), 1)
+    rec, kl = totals["rec"] / n, totals["kl"] / n
+    return {"rec": rec, "kl": kl, "elbo": -(rec + kl), "n": len(split),
+            "nll_per_token": (totals["rec"] + totals["kl"]) / max(totals["tokens"], 1)}
+
+
+class MetricsLog:
+    """Appends rows to metrics.csv (appending keeps a resumed run's history)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        if not path.exists():
+            with open(path, "w", newline="") as fh:
+                csv.DictWriter(fh, METRIC_FIELDS).writeheader()
+
+    def write(self, **row: Any) -> None:
+        with open(self.path, "a", newline="") as fh:
+            csv.DictWriter(fh, METRIC_FIELDS).writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def train(config: Config, out_dir: str | Path, resume: bool = False, device: str = "auto",
+          log: Callable[[str], None] = print, progress: bool | None = None) -> dict[str, Any]:
+    """Train a sequence VAE and write the run folder; returns the final summary.
+
+    With ``resume``, continue from ``out_dir/last.pt`` (its tokenizer and state; the given
+    ``config`` may change only the training length).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    resumed = None
+    if resume:
+        if not (out / "last.pt").exists():
+            raise SeqVAEError(f"--resume: {out / 'last.pt'} does not exist; start the run "
+                              "without --resume, or point --out at the folder of the run")
+        resumed = load_checkpoint(out / "last.pt", dev)
+    tc = config.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    torch.manual_seed(tc.seed)
+
+    data = prepare_data(config.data, config.tokenizer,
+                        tokenizer=resumed.tokenizer if resumed else None, log=log)
+    _log_data(data, log)
+    # Record what "auto" resolved to, so the checkpoint says what it was trained on.
+    config = config.override("data", kind=data.kind).override("tokenizer", kind=data.tokenizer.kind)
+    if resumed:
+        for section in ("data", "tokenizer", "model", "objective"):
+            if getattr(config, section) != getattr(resumed.config, section):
+                raise SeqVAEError(f"--resume: the {section} settings differ from those of "
+                                  f"{out / 'last.pt'}; a resumed run may change only training "
+                                  "settings (--epochs, --max-steps, ...)")
+    train_split, valid_split = data.splits["train"], data.splits["valid"]
+    if len(train_split) == 0:
+        raise SeqVAEError(f"{config.data.source}: no training sequences left after tokenising "
+                          f"(all longer than --max-length {config.data.max_length}?)")
+    tokenizer = data.tokenizer
+    model = resumed.model.train() if resumed else SeqVAE(config.model, tokenizer.vocab_size,
+                                                         tokenizer.pad_id).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    state = TrainState()
+    if resumed:
+        optimizer.load_state_dict(resumed.blob["optimizer"])
+        saved = dict(resumed.blob["train_state"])
+        rng = saved.pop("torch_rng")
+        state = TrainState(**saved)
+        torch.set_rng_state(rng)
+        log(f"seqvae: resuming {out / 'last.pt'} at step {state.step} "
+            f"(epoch {state.epoch + 1}, batch {state.batch_in_epoch})")
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+
+    lengths = train_split.lengths
+    steps_per_epoch = len(bucketed_batches(lengths, tc.batch_size, tc.seed, 0))
+    total_steps = tc.epochs * steps_per_epoch
+    if tc.max_steps is not None:
+        total_steps = min(total_steps, tc.max_steps)
+    oc = config.objective
+    kl_span = oc.kl_warmup_steps if oc.kl_warmup_steps is not None else total_steps
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"seqvae: {n_params / 1e6:.2f}M parameters on {dev}; {steps_per_epoch} steps per epoch, "
+        f"{total_steps} steps in all; run folder {out}")
+
+    metrics = MetricsLog(out / "metrics.csv")
+    checkpoint_args = dict(config=config, tokenizer=tokenizer, model=model, optimizer=optimizer)
+
+    def save(name: str) -> None:
+        save_checkpoint(out / name, **checkpoint_args,
+                        train_state={**asdict(state), "torch_rng": torch.get_rng_state()})
+
+    def validate() -> dict[str, float]:
+        result = evaluate_elbo(model, valid_split, max_examples=tc.max_val_examples, seed=tc.seed)
+        improved = result["elbo"] > state.best_val_elbo
+        if improved:
+            state.best_val_elbo, state.bad_validations = result["elbo"], 0
+            save("model.pt")
+        else:
+            state.bad_validations += 1
+        metrics.write(step=state.step, epoch=state.epoch, split="valid", rec=result["rec"],
+                      kl=result["kl"], elbo=result["elbo"], nll_per_token=result["nll_per_token"],
+                      seconds=state.seconds)
+        log(f"valid  step {state.step:>7}  rec {result['rec']:8.3f}  kl {result['kl']:7.3f}  "
+            f"elbo {result['elbo']:9.3f}  nll/token {result['nll_per_token']:.4f}"
+            + ("  (best, saved model.pt)" if improved else ""))
+        return result
+
+    bar = tqdm(total=total_steps, initial=state.step, unit="step", dynamic_ncols=True,
+               disable=(not progress) if progress is not None else None)
+    window = {"rec": 0.0, "kl": 0.0, "loss": 0.0, "n": 0, "tokens": 0, "t0": time.perf_counter()}
+    last_validated_step, bad_in_a_row, stop = -1, 0, False
+    t_start = time.perf_counter() - state.seconds
+    while state.epoch < tc.epochs and not stop:
+        batches = bucketed_batches(lengths, tc.batch_size, tc.seed, state.epoch)
+        for index in batches[state.batch_in_epoch:]:
+            if state.step >= total_steps:
+                stop = True
+                break
+            beta = kl_weight(state.step, oc.kl_schedule, oc.kl_weight, kl_span,
+                             oc.kl_start_step, oc.kl_cycles, oc.kl_cycle_ratio)
+            lr = learning_rate(state.step, tc.lr, tc.lr_schedule, tc.lr_warmup_steps,
+                               total_steps, tc.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            tokens, seq_lengths = collate(train_split, index)
+            tokens, seq_lengths = tokens.to(dev, non_blocking=True), seq_lengths.to(dev)
+            inputs = tokens[:, :-1]
+            inputs = word_dropout(inputs, oc.word_dropout, tokenizer.unk_id,
+                                  keep=(inputs == tokenizer.bos_id) | (inputs == tokenizer.pad_id))
+            out_ = model(tokens, seq_lengths, decoder_inputs=inputs)
+            rec = reconstruction_nll(out_.logits, tokens[:, 1:], tokenizer.pad_id)
+            kl_dim = gaussian_kl(out_.mu, out_.logvar)
+            loss = vae_loss(rec, kl_dim, beta, oc.free_bits)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), tc.grad_clip if tc.grad_clip > 0 else math.inf)
+            state.batch_in_epoch += 1
+            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+                # Skip the update rather than poison the weights; give up if it keeps happening.
+                state.skipped_steps += 1
+                bad_in_a_row += 1
+                log(f"seqvae: step {state.step}: non-finite loss or gradient, update skipped "
+                    f"({state.skipped_steps} so far)")
+                if bad_in_a_row >= MAX_BAD_STEPS:
+                    raise SeqVAEError(f"{bad_in_a_row} non-finite steps in a row; training stopped. "
+                                      "Lower --lr, set --grad-clip, or check the data. "
+                                      f"The last good state is in {out / 'last.pt'}")
+                continue
+            bad_in_a_row = 0
+            optimizer.step()
+            state.step += 1
+            bar.update(1)
+            window["rec"] += rec.mean().item()
+            window["kl"] += kl_dim.sum(1).mean().item()
+            window["loss"] += loss.item()
+            window["n"] += 1
+            window["tokens"] += int((seq_lengths - 1).sum())
+            if state.step % tc.log_every == 0 or state.step == total_steps:
+                now = time.perf_counter()
+                n = window["n"]
+                row = dict(rec=window["rec"] / n, kl=window["kl"] / n, loss=window["loss"] / n,
+                           kl_weight=beta, lr=lr, tokens_per_s=window["tokens"] / (now - window["t0"]))
+                state.seconds = now - t_start
+                metrics.write(step=state.step, epoch=state.epoch, split="train",
+                              seconds=state.seconds, **row)
+                bar.set_postfix(rec=f"{row['rec']:.2f}", kl=f"{row['kl']:.2f}", beta=f"{beta:.3f}")
+                bar.write(f"train  step {state.step:>7}  rec {row['rec']:8.3f}  kl {row['kl']:7.3f}"
+                          f"  beta {beta:.4f}  lr {lr:.2e}  {row['tokens_per_s']:,.0f} tokens/s")
+                window = {"rec": 0.0, "kl": 0.0, "loss": 0.0, "n": 0, "tokens": 0, "t0": now}
+            if tc.val_every and state.step % tc.val_every == 0:
+                validate()
+                last_validated_step = state.step
+            if state.step % tc.save_every == 0:
+                state.seconds = time.perf_counter() - t_start
+                save("last.pt")
+            if tc.early_stopping and state.bad_validations >= tc.early_stopping:
+                log(f"seqvae: early stopping: no improvement in {tc.early_stopping} validations")
+                stop = True
+                break
+        else:  # the epoch ran to its end
+            state.epoch += 1
+            state.batch_in_epoch = 0
+            state.seconds = time.perf_counter() - t_start
+            if not tc.val_every:
+                validate()
+                last_validated_step = state.step
+                if tc.early_stopping and state.bad_validations >= tc.early_stopping:
+                    log(f"seqvae: early stopping: no improvement in {tc.early_stopping} validations")
+                    stop = True
+            save("last.pt")
+    bar.close()
+    state.seconds = time.perf_counter() - t_start
+    final = validate() if last_validated_step != state.step else None
+    save("last.pt")
+    if not (out / "model.pt").exists():  # only when no validation ever improved on -inf
+        save("model.pt")
+    plot_training_curves(out / "metrics.csv", out / "training.png")
+    best = load_checkpoint(out / "model.pt")
+    summary = {
+        "corpus": data.corpus_name, "kind": data.kind, "tokenizer": tokenizer.kind,
+        "vocab_size": tokenizer.vocab_size, "parameters": n_params, "device": str(dev),
+        "steps": state.step, "epochs_completed": state.epoch, "train_seconds": round(state.seconds, 1),
+        "skipped_steps": state.skipped_steps, "best_valid_elbo": state.best_val_elbo,
+        "best_step": best.blob["train_state"].get("step"),
+        "final_valid": final, "run_dir": str(out),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _log_data(data: PreparedData, log: Callable[[str], None]) -> None:
+    sizes = ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items())
+    log(f"seqvae: corpus {data.corpus_name} ({data.kind}; {data.split_note}): {sizes}")
+    for what, counts in (("skipped (empty or too long)", data.dropped),
+                         ("truncated", data.truncated)):
+        if any(counts.values()):
+            log(f"seqvae: {what}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if v))

@@ -1,0 +1,18 @@
+from seqvae.chemistry import canonical, is_valid, validity_and_uniqueness
+
+
+def test_validity():
+    assert is_valid("CCO") and is_valid("c1ccccc1")
+    assert not is_valid("c1cccc1")        # not kekulisable: fails sanitisation
+    assert not is_valid("C(C")            # does not parse
+    assert not is_valid("") and not is_valid("  ")
+
+
+def test_canonical():
+    assert canonical("OCC") == canonical("CCO") == "CCO"
+    assert canonical("C(C") is None
+
+
+def test_validity_and_uniqueness_by_hand():
+    r = validity_and_uniqueness(["CCO", "OCC", "C(C", "c1ccccc1"])
+    assert r == {"n": 4, "valid": 0.75, "unique": 2 / 3}

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+import torch
+
+from seqvae.config import DataConfig, TokenizerConfig
+from seqvae.data import (TokenizedSplit, bucketed_batches, collate, pad_sequences, prepare_data,
+                         tokenize_split)
+from seqvae.tokenizers import BOS_ID, EOS_ID, PAD_ID, fit_tokenizer
+
+
+def test_tokenized_split_is_a_ragged_array():
+    split = TokenizedSplit.from_lists([[5, 6], [7], [8, 9, 10]])
+    assert len(split) == 3
+    assert split.lengths.tolist() == [2, 1, 3]
+    assert split[2].tolist() == [8, 9, 10]
+    assert split.subset(2).lengths.tolist() == [2, 1]
+
+
+def test_tokenize_split_skips_or_truncates_long_sequences():
+    tok = fit_tokenizer(TokenizerConfig(kind="char"), ["CCO", "CCCCCC"], "smiles")
+    split, kept, skipped, truncated = tokenize_split(tok, ["CCO", "CCCCCC", ""], 4, "skip")
+    assert (len(split), kept.tolist(), skipped, truncated) == (1, [0], 2, 0)
+    split, kept, skipped, truncated = tokenize_split(tok, ["CCO", "CCCCCC"], 4, "truncate")
+    assert split.lengths.tolist() == [3, 4] and (skipped, truncated) == (0, 1)
+
+
+def test_pad_sequences_layout():
+    tokens, lengths = pad_sequences([[5, 6, 7], [8]])
+    assert lengths.tolist() == [5, 3]
+    assert tokens.tolist() == [[BOS_ID, 5, 6, 7, EOS_ID], [BOS_ID, 8, EOS_ID, PAD_ID, PAD_ID]]
+    assert tokens.dtype == torch.long
+
+
+def test_bucketed_batches_cover_everything_once_and_are_reproducible():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 60, size=5000)
+    a = bucketed_batches(lengths, 64, seed=1, epoch=0)
+    b = bucketed_batches(lengths, 64, seed=1, epoch=0)
+    c = bucketed_batches(lengths, 64, seed=1, epoch=1)
+    flat = np.concatenate(a)
+    assert sorted(flat.tolist()) == list(range(5000))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_bucketing_reduces_padding():
+    lengths = np.random.default_rng(0).integers(5, 60, size=20000)
+    def padding(batches):
+        return sum(lengths[i].max() * len(i) - lengths[i].sum() for i in batches) / lengths.sum()
+    bucketed = padding(bucketed_batches(lengths, 128, seed=0, epoch=0))
+    random = padding(np.array_split(np.random.default_rng(0).permutation(20000), 20000 // 128))
+    assert bucketed < 0.05 < random
+
+
+def test_collate_uses_the_indices():
+    split = TokenizedSplit.from_lists([[5], [6, 6], [7, 7, 7]])
+    tokens, lengths = collate(split, np.array([2, 0]))
+    assert lengths.tolist() == [5, 3]
+    assert tokens[0, 1:4].tolist() == [7, 7, 7]
+
+
+def test_prepare_data_caches_tokenisation(smiles_file):
+    logs = []
+    data = DataConfig(source=str(smiles_file))
+    first = prepare_data(data, TokenizerConfig(), log=logs.append)
+    second = prepare_data(data, TokenizerConfig(), log=logs.append)
+    assert any("using cached tokenisation" in line for line in logs)
+    assert first.tokenizer.state_dict() == second.tokenizer.state_dict()
+    for name in first.splits:
+        assert np.array_equal(first.splits[name].ids, second.splits[name].ids)
+        assert first.texts[name] == second.texts[name]
+    assert sum(len(s) for s in first.splits.values()) == 1000
+    # each kept text corresponds to its token ids
+    tok = first.tokenizer
+    assert tok.decode(first.splits["valid"][3].tolist()) == first.texts["valid"][3]
+    # other settings -> other cache entry
+    logs.clear()
+    prepare_data(DataConfig(source=str(smiles_file), max_length=30), TokenizerConfig(),
+                 log=logs.append)
+    assert not any("using cached" in line for line in logs)

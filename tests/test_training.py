@@ -1,0 +1,100 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from seqvae.checkpoint import load_checkpoint
+from seqvae.errors import SeqVAEError
+from seqvae.training import evaluate_elbo, train
+
+from helpers import tiny_config
+
+
+def quiet(_):
+    pass
+
+
+def test_a_run_writes_its_folder_and_learns(tmp_path, smiles_file):
+    summary = train(tiny_config(smiles_file, max_steps=24), tmp_path, log=quiet, progress=False)
+    for name in ("model.pt", "last.pt", "metrics.csv", "training.png", "config.json",
+                 "summary.json"):
+        assert (tmp_path / name).exists(), name
+    assert summary["steps"] == 24
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    train_rows = [r for r in rows if r["split"] == "train"]
+    valid_rows = [r for r in rows if r["split"] == "valid"]
+    assert len(train_rows) == 12 and len(valid_rows) >= 3  # every 2 steps; 3 epochs of 8
+    for key in ("rec", "kl", "kl_weight", "lr", "tokens_per_s"):
+        assert float(train_rows[-1][key]) >= 0
+    assert float(train_rows[-1]["rec"]) < float(train_rows[0]["rec"]) - 10
+    assert json.loads((tmp_path / "config.json").read_text())["data"]["kind"] == "smiles"
+
+
+def test_best_checkpoint_is_kept_by_validation_elbo(tmp_path, smiles_file):
+    train(tiny_config(smiles_file, max_steps=24), tmp_path, log=quiet, progress=False)
+    rows = [r for r in csv.DictReader(open(tmp_path / "metrics.csv")) if r["split"] == "valid"]
+    best = max(rows, key=lambda r: float(r["elbo"]))
+    assert load_checkpoint(tmp_path / "model.pt").blob["train_state"]["step"] == int(best["step"])
+
+
+def test_same_seed_same_run(tmp_path, smiles_file):
+    config = tiny_config(smiles_file, max_steps=6)
+    train(config, tmp_path / "a", log=quiet, progress=False)
+    train(config, tmp_path / "b", log=quiet, progress=False)
+    a = load_checkpoint(tmp_path / "a" / "last.pt").model.state_dict()
+    b = load_checkpoint(tmp_path / "b" / "last.pt").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_continues_exactly(tmp_path, smiles_file):
+    # 8 steps per epoch: the interrupted run stops mid-epoch 0, the resumed one crosses
+    # into epoch 1; both must end with bit-identical weights and optimiser state.
+    full = tiny_config(smiles_file, max_steps=12, epochs=2)
+    train(full, tmp_path / "straight", log=quiet, progress=False)
+    train(full.override("train", max_steps=5), tmp_path / "resumed", log=quiet, progress=False)
+    train(full, tmp_path / "resumed", resume=True, log=quiet, progress=False)
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")
+    b = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert a.blob["train_state"]["step"] == b.blob["train_state"]["step"] == 12
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    ea = a.blob["optimizer"]["state"]
+    eb = b.blob["optimizer"]["state"]
+    assert all(torch.equal(ea[k]["exp_avg"], eb[k]["exp_avg"]) for k in ea)
+
+
+def test_resume_needs_a_previous_run(tmp_path, smiles_file):
+    with pytest.raises(SeqVAEError, match="last.pt"):
+        train(tiny_config(smiles_file), tmp_path, resume=True, log=quiet, progress=False)
+
+
+def test_resume_refuses_a_different_architecture(tmp_path, smiles_file):
+    config = tiny_config(smiles_file, max_steps=2)
+    train(config, tmp_path, log=quiet, progress=False)
+    changed = config.override("model", decoder_hidden=48)
+    with pytest.raises(SeqVAEError, match="model settings"):
+        train(changed, tmp_path, resume=True, log=quiet, progress=False)
+
+
+def test_early_stopping(tmp_path, smiles_file):
+    # lr 0 can never improve on the first validation, so patience 2 stops after 3 validations
+    config = tiny_config(smiles_file, epochs=50, lr=0.0, early_stopping=2, val_every=2)
+    summary = train(config, tmp_path, log=quiet, progress=False)
+    assert summary["steps"] == 6
+
+
+def test_evaluate_elbo_is_reproducible_and_leaves_rng_alone(tmp_path, smiles_file):
+    train(tiny_config(smiles_file, max_steps=4), tmp_path, log=quiet, progress=False)
+    from seqvae.data import prepare_data
+    config = load_checkpoint(tmp_path / "model.pt").config
+    model = load_checkpoint(tmp_path / "model.pt").model
+    split = prepare_data(config.data, config.tokenizer, log=quiet).splits["valid"]
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    r1 = evaluate_elbo(model, split, batch_size=16)
+    assert torch.equal(before, torch.get_rng_state())
+    r2 = evaluate_elbo(model, split, batch_size=16)
+    assert r1 == r2
+    assert r1["elbo"] == pytest.approx(-(r1["rec"] + r1["kl"]))
+    assert r1["n"] == len(split)
