@@ -1,0 +1,224 @@
+"""The ``seqvae`` command: parses arguments and calls the package. No logic lives here.
+
+    seqvae train --data moses --preset cpu-small --out runs/moses --max-steps 2000
+    seqvae sample runs/moses/model.pt -n 10
+    seqvae encode runs/moses/model.pt molecules.smi -o z.npy
+    seqvae reconstruct runs/moses/model.pt molecules.smi
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .config import PRESETS, SECTIONS, Config, preset
+
+# Flags whose names differ from their config field (the rest are --field-name).
+FLAG_NAMES = {("data", "source"): "data", ("tokenizer", "kind"): "tokenizer"}
+SHORT_HELP = {"data": "corpus and splits", "tokenizer": "tokenizer", "model": "architecture",
+              "objective": "objective and KL schedule", "train": "optimisation and run length"}
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _converter(type_name: str):
+    """argparse type for a config field annotated like 'int', 'float | None', 'str'."""
+    parts = [p.strip() for p in type_name.split("|")]
+    optional = "None" in parts
+    base = {"int": int, "float": float, "str": str, "bool": _parse_bool}[
+        next(p for p in parts if p != "None")]
+
+    def convert(text: str) -> Any:
+        if optional and text.lower() in ("none", "null", ""):
+            return None
+        return base(text)
+    convert.__name__ = base.__name__  # argparse names the type in its error messages
+    return convert
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field; defaults are suppressed so only given flags override."""
+    defaults = Config()
+    for section in SECTIONS:
+        group = parser.add_argument_group(f"{section} ({SHORT_HELP[section]})")
+        for f in dataclasses.fields(getattr(defaults, section)):
+            name = FLAG_NAMES.get((section, f.name), f.name.replace("_", "-"))
+            kwargs: dict[str, Any] = dict(dest=f"{section}.{f.name}", default=argparse.SUPPRESS,
+                                          type=_converter(str(f.type)),
+                                          help=f"{f.metadata['help']} (default {f.default!r})")
+            if str(f.type) == "bool":
+                kwargs.update(nargs="?", const=True, metavar="BOOL")
+            group.add_argument(f"--{name}", **kwargs)
+
+
+def config_from_args(args: argparse.Namespace, base: Config) -> Config:
+    """Apply the config flags that were given on top of ``base``."""
+    for key, value in vars(args).items():
+        if "." in key:
+            section, name = key.split(".", 1)
+            base = base.override(section, **{name: value})
+    return base
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqvae", description="A GRU sequence VAE for sentences and SMILES molecules.")
+    parser.add_argument("--version", action="version", version=f"seqvae {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model on a corpus",
+                       description="Train a sequence VAE. Every preset value can be overridden "
+                       "by the flags below; the checkpoint is written to OUT/model.pt.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="named settings (see the README); flags override them")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT from OUT/last.pt")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--samples", type=int, default=1000,
+                   help="prior samples drawn at the end to report validity/uniqueness")
+    _add_config_flags(p)
+
+    p = sub.add_parser("sample", help="decode samples from the prior")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("-n", type=int, default=10, help="number of samples")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature")
+    p.add_argument("--method", choices=("sample", "greedy", "beam"), default="sample")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("-o", "--output", type=Path, help="write the samples here, one per line")
+    p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("encode", help="posterior means of the lines of a file, as .npy")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("file", type=Path, help="one sentence or SMILES per line (.gz, .csv ok)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .npy, shape (N, d_z)")
+    p.add_argument("--column", default=None, help="CSV column")
+    p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("reconstruct", help="encode and decode the lines of a file")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("file", type=Path, help="one sentence or SMILES per line (.gz, .csv ok)")
+    p.add_argument("--method", choices=("greedy", "beam", "sample"), default="greedy")
+    p.add_argument("--column", default=None, help="CSV column")
+    p.add_argument("-o", "--output", type=Path, help="write a TSV of input and reconstruction")
+    p.add_argument("--device", default="auto")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .api import load
+    from .checkpoint import read_checkpoint
+    from .training import train
+
+    base = preset(args.preset)
+    if args.resume and (args.out / "last.pt").exists():
+        base = Config.from_dict(read_checkpoint(args.out / "last.pt")["config"])
+    config = config_from_args(args, base)
+    summary = train(config, args.out, resume=args.resume, device=args.device, log=_err)
+    vae = load(args.out / "model.pt", device=args.device)
+    quality = vae.sample_quality(args.samples, seed=config.train.seed) if args.samples else None
+    _print_summary(summary, quality, args.out)
+    return 0
+
+
+def _print_summary(summary: dict, quality: dict | None, out: Path) -> None:
+    final = summary["final_valid"]
+    print(f"\nTrained {summary['steps']} steps in {summary['train_seconds']:.0f} s on "
+          f"{summary['device']} ({summary['parameters'] / 1e6:.2f}M parameters).")
+    print(f"Best validation ELBO {summary['best_valid_elbo']:.3f} nats/sequence "
+          f"(step {summary['best_step']}) -> {out / 'model.pt'}")
+    if final:
+        print(f"Final validation: rec {final['rec']:.3f}  KL {final['kl']:.3f}  "
+              f"ELBO {final['elbo']:.3f}  NLL/token {final['nll_per_token']:.4f} "
+              f"({final['n']} sequences)")
+    if quality:
+        print(f"\nSamples from the prior (temperature 1):")
+        flags = quality.get("valid_flags")
+        for i, text in enumerate(quality["samples"][:10]):
+            mark = "" if flags is None else ("valid    " if flags[i] else "INVALID  ")
+            print(f"  {mark}{text}")
+        if flags is not None:
+            print(f"{quality['n']} prior samples: valid {quality['valid']:.3f}, "
+                  f"unique among valid {quality['unique']:.3f}")
+        else:
+            print(f"{quality['n']} prior samples: unique {quality['unique']:.3f}")
+    print(f"Run folder: {out} (metrics.csv, training.png, config.json, summary.json)")
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .api import load
+    vae = load(args.checkpoint, device=args.device)
+    samples = vae.sample(args.n, temperature=args.temperature, method=args.method,
+                         seed=args.seed, progress=args.n > 5000)
+    _write_lines(samples, args.output)
+    return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    import numpy as np
+    from .api import load
+    from .corpora import read_sequences
+    vae = load(args.checkpoint, device=args.device)
+    texts = read_sequences(args.file, column=args.column)
+    z = vae.encode(texts, progress=len(texts) > 5000)
+    np.save(args.output, z)
+    _err(f"seqvae: wrote {z.shape[0]} x {z.shape[1]} posterior means to {args.output}")
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from .api import load
+    from .corpora import read_sequences
+    vae = load(args.checkpoint, device=args.device)
+    texts = read_sequences(args.file, column=args.column)
+    recon = vae.reconstruct(texts, method=args.method)
+    _write_lines([f"{a}\t{b}" for a, b in zip(texts, recon)], args.output)
+    exact = sum(a == b for a, b in zip(texts, recon))
+    _err(f"seqvae: {exact}/{len(texts)} reconstructed exactly ({exact / len(texts):.1%})")
+    return 0
+
+
+def _write_lines(lines: Sequence[str], path: Path | None) -> None:
+    if path is None:
+        for line in lines:
+            print(line)
+    else:
+        path.write_text("".join(f"{line}\n" for line in lines))
+        _err(f"seqvae: wrote {len(lines)} lines to {path}")
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "encode": cmd_encode,
+            "reconstruct": cmd_reconstruct}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .errors import SeqVAEError
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SeqVAEError as exc:
+        _err(f"seqvae: error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _err("seqvae: interrupted" + ("; continue with the same command and --resume"
+                                      if args.command == "train" else ""))
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

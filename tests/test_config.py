@@ -1,0 +1,43 @@
+import pytest
+
+from seqvae.config import PRESETS, Config, preset
+
+
+def test_round_trip_through_dict():
+    config = preset("ptb")
+    assert Config.from_dict(config.to_dict()) == config
+
+
+def test_unknown_keys_are_rejected():
+    d = Config().to_dict()
+    d["model"]["hidden"] = 3
+    with pytest.raises(ValueError, match="hidden"):
+        Config.from_dict(d)
+
+
+def test_moses_preset_is_the_moses_vae():
+    c = preset("moses")
+    assert (c.model.encoder_hidden, c.model.encoder_layers, c.model.bidirectional) == (256, 1, False)
+    assert (c.model.decoder_hidden, c.model.decoder_layers, c.model.latent_dim) == (512, 3, 128)
+    assert (c.train.batch_size, c.train.lr, c.train.grad_clip) == (512, 3e-4, 50.0)
+    assert (c.objective.kl_schedule, c.objective.kl_weight) == ("linear", 0.05)
+    assert c.objective.kl_warmup_steps is None  # over the whole run
+
+
+def test_ptb_preset_follows_the_text_vae_literature():
+    c = preset("ptb")
+    assert 256 <= c.model.embedding_dim <= 512 and 512 <= c.model.decoder_hidden <= 1024
+    assert c.model.latent_dim == 32 and c.objective.kl_weight == 1.0
+    assert c.objective.word_dropout > 0 and c.tokenizer.kind == "word"
+
+
+def test_every_preset_builds_and_unknown_is_an_error():
+    for name in PRESETS:
+        assert isinstance(preset(name), Config)
+    with pytest.raises(ValueError, match="cpu-small"):
+        preset("huge")
+
+
+def test_configs_are_frozen():
+    with pytest.raises(Exception):
+        Config().model.latent_dim = 3
