@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .config import PRESETS, SECTIONS, Config, preset
+from .config import PRESET_NOTES, PRESETS, SECTIONS, Config, preset
 
 # Flags whose names differ from their config field (the rest are --field-name).
 FLAG_NAMES = {("data", "source"): "data", ("tokenizer", "kind"): "tokenizer"}
@@ -54,9 +54,11 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group(f"{section} ({SHORT_HELP[section]})")
         for f in dataclasses.fields(getattr(defaults, section)):
             name = FLAG_NAMES.get((section, f.name), f.name.replace("_", "-"))
-            kwargs: dict[str, Any] = dict(dest=f"{section}.{f.name}", default=argparse.SUPPRESS,
-                                          type=_converter(str(f.type)),
-                                          help=f"{f.metadata['help']} (default {f.default!r})")
+            kwargs: dict[str, Any] = dict(
+                dest=f"{section}.{f.name}", default=argparse.SUPPRESS,
+                type=_converter(str(f.type)), choices=f.metadata["choices"],
+                metavar=None if f.metadata["choices"] else f.name.upper(),
+                help=f"{f.metadata['help']} (default {f.default!r})")
             if str(f.type) == "bool":
                 kwargs.update(nargs="?", const=True, metavar="BOOL")
             group.add_argument(f"--{name}", **kwargs)
@@ -89,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=1000,
                    help="prior samples drawn at the end to report validity/uniqueness")
     _add_config_flags(p)
+    p.epilog = ("Presets: " + "; ".join(f"{name}: {PRESET_NOTES[name]}" for name in PRESETS)
+                + ". The README documents every preset value.")
 
     p = sub.add_parser("sample", help="decode samples from the prior")
     p.add_argument("checkpoint", type=Path)

@@ -12,30 +12,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-def _f(default: Any, help: str) -> Any:
-    """A dataclass field whose help text is shown by ``seqvae train --help``."""
-    return field(default=default, metadata={"help": help})
+def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field whose help text (and allowed values) ``seqvae train --help`` shows."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
 class DataConfig:
     source: str = _f("moses", "corpus: a file path, or an embedded corpus name (ptb, moses)")
-    kind: str = _f("auto", "smiles | text | auto (moses -> smiles, ptb -> text, files are sniffed)")
+    kind: str = _f("auto", "auto: moses -> smiles, ptb -> text, files are sniffed",
+                    ("auto", "smiles", "text"))
     column: str | None = _f(None, "for CSV files: the column holding the sequences")
     valid_fraction: float = _f(0.05, "seeded validation share, for corpora without their own split")
     test_fraction: float = _f(0.05, "seeded test share, for corpora without their own split")
     split_seed: int = _f(0, "seed of the train/valid/test split")
     limit_train: int | None = _f(None, "use only the first N training sequences (quick runs)")
     max_length: int = _f(100, "maximum tokens per sequence, not counting <bos>/<eos>")
-    long_sequences: str = _f("skip", "what to do with longer sequences: skip | truncate")
+    long_sequences: str = _f("skip", "what to do with longer sequences",
+                              ("skip", "truncate"))
 
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    kind: str = _f("auto", "smiles | char | word | sentencepiece | auto (smiles or word)")
+    kind: str = _f("auto", "auto: smiles for SMILES corpora, word for text",
+                    ("auto", "smiles", "char", "word", "sentencepiece"))
     min_freq: int = _f(1, "word tokenizer: words seen fewer times become <unk>")
     vocab_size: int = _f(8000, "sentencepiece: vocabulary size")
-    sp_model_type: str = _f("unigram", "sentencepiece: unigram | bpe")
+    sp_model_type: str = _f("unigram", "sentencepiece model type", ("unigram", "bpe"))
     lowercase: bool = _f(False, "word/sentencepiece: lower-case the text first")
 
 
@@ -54,7 +57,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    kl_schedule: str = _f("linear", "KL weight schedule: constant | linear | logistic | cyclical")
+    kl_schedule: str = _f("linear", "KL weight schedule",
+                           ("constant", "linear", "logistic", "cyclical"))
     kl_weight: float = _f(1.0, "target KL weight (beta)")
     kl_warmup_steps: int | None = _f(5000, "steps to reach the target (none: the whole run)")
     kl_start_step: int = _f(0, "KL weight is 0 before this step (linear, logistic)")
@@ -68,7 +72,8 @@ class ObjectiveConfig:
 class TrainConfig:
     batch_size: int = _f(256, "sequences per batch")
     lr: float = _f(1e-3, "peak Adam learning rate")
-    lr_schedule: str = _f("constant", "constant | cosine | linear decay after warm-up")
+    lr_schedule: str = _f("constant", "learning-rate decay after the warm-up",
+                           ("constant", "cosine", "linear"))
     lr_warmup_steps: int = _f(0, "linear learning-rate warm-up steps")
     min_lr_ratio: float = _f(0.1, "cosine/linear: final lr as a share of the peak")
     grad_clip: float = _f(5.0, "clip the global gradient norm to this (0 = off)")
@@ -154,6 +159,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"batch_size": 256, "lr": 2e-3, "lr_schedule": "cosine", "lr_warmup_steps": 100,
                   "grad_clip": 5.0, "epochs": 10},
     },
+}
+
+
+PRESET_NOTES = {
+    "moses": "the MOSES VAE architecture and training settings, for comparison with it",
+    "ptb": "a text VAE as in Bowman et al. 2016, for the Penn Treebank",
+    "cpu-small": "the fastest setting that still learns well on 2 CPU cores",
 }
 
 

@@ -287,8 +287,6 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
 
 
 def _log_data(data: PreparedData, log: Callable[[str], None]) -> None:
-    sizes = ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items())
-    log(f"seqvae: corpus {data.corpus_name} ({data.kind}; {data.split_note}): {sizes}")
     for what, counts in (("skipped (empty or too long)", data.dropped),
                          ("truncated", data.truncated)):
         if any(counts.values()):
