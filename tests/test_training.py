@@ -98,3 +98,18 @@ def test_evaluate_elbo_is_reproducible_and_leaves_rng_alone(tmp_path, smiles_fil
     assert r1 == r2
     assert r1["elbo"] == pytest.approx(-(r1["rec"] + r1["kl"]))
     assert r1["n"] == len(split)
+
+
+@pytest.mark.parametrize("tokenizer", ["word", "sentencepiece"])
+def test_text_training_with_the_ptb_preset_settings(tmp_path, text_file, tokenizer):
+    from seqvae.config import preset
+    config = preset("ptb").override("data", source=str(text_file))
+    config = config.override("tokenizer", kind=tokenizer, vocab_size=500)
+    config = config.override("model", embedding_dim=16, encoder_hidden=16, decoder_hidden=24)
+    config = config.override("train", max_steps=4, log_every=2, threads=1, max_val_examples=50)
+    summary = train(config, tmp_path, log=quiet, progress=False)
+    loaded = load_checkpoint(tmp_path / "model.pt")
+    assert summary["kind"] == "text" and loaded.tokenizer.kind == tokenizer
+    assert loaded.config.model.bidirectional and loaded.config.objective.kl_schedule == "logistic"
+    rows = [r for r in csv.DictReader(open(tmp_path / "metrics.csv")) if r["split"] == "train"]
+    assert 0 < float(rows[-1]["kl_weight"]) < 0.01  # logistic warm-up just started
