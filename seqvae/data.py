@@ -105,13 +105,16 @@ def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | 
 
     The result (tokenizer included) is cached under ``<cache>/prepared/``, keyed by the
     corpus fingerprint and the settings, so a second run with the same settings starts fast.
-    Pass ``tokenizer`` to reuse a trained one (resuming) instead of fitting a new one.
+    Pass ``tokenizer`` to reuse a trained one (resuming) instead of fitting a new one; the
+    cache is then used only if it was made with that same tokenizer.
     """
     corpus = load_corpus(data, log=log)
     path = cache_dir() / "prepared" / f"{_cache_key(corpus, data, tok)}.pt"
-    if tokenizer is None and path.exists():
+    if path.exists():
         try:
             blob = torch.load(path, weights_only=True)
+            if tokenizer is not None and blob["tokenizer"] != tokenizer.state_dict():
+                raise LookupError("it was made with another tokenizer")
             splits = {k: TokenizedSplit(v["ids"].numpy(), v["offsets"].numpy())
                       for k, v in blob["splits"].items()}
             texts = {k: [corpus.splits[k][i] for i in blob["kept"][k].tolist()] for k in splits}
@@ -120,7 +123,7 @@ def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | 
                                 splits, texts, blob["dropped"], blob["truncated"],
                                 corpus.split_note)
         except Exception as exc:  # a stale or damaged cache is rebuilt, never fatal
-            log(f"seqvae: ignoring unreadable cache {path} ({exc})")
+            log(f"seqvae: not using the cache {path} ({exc})")
     if tokenizer is None:
         tokenizer = fit_tokenizer(tok, corpus.splits["train"], corpus.kind)
     log(f"seqvae: tokenising {corpus.name} with the {tokenizer.kind} tokenizer "

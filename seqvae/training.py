@@ -34,6 +34,7 @@ from .model import SeqVAE
 from .objective import gaussian_kl, reconstruction_nll, vae_loss, word_dropout
 from .plots import plot_training_curves
 from .schedules import kl_weight, learning_rate
+from .tokenizers import BOS_ID, UNK_ID
 
 METRIC_FIELDS = ["step", "epoch", "split", "loss", "rec", "kl", "kl_weight", "lr",
                  "tokens_per_s", "elbo", "nll_per_token", "seconds"]
@@ -201,19 +202,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
                 group["lr"] = lr
             tokens, seq_lengths = collate(train_split, index)
             tokens, seq_lengths = tokens.to(dev, non_blocking=True), seq_lengths.to(dev)
-            inputs = tokens[:, :-1]
-            inputs = word_dropout(inputs, oc.word_dropout, tokenizer.unk_id,
-                                  keep=(inputs == tokenizer.bos_id) | (inputs == tokenizer.pad_id))
-            out_ = model(tokens, seq_lengths, decoder_inputs=inputs)
-            rec = reconstruction_nll(out_.logits, tokens[:, 1:], tokenizer.pad_id)
-            kl_dim = gaussian_kl(out_.mu, out_.logvar)
-            loss = vae_loss(rec, kl_dim, beta, oc.free_bits)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                model.parameters(), tc.grad_clip if tc.grad_clip > 0 else math.inf)
+            loss, rec, kl_dim, finite = _backward(model, tokens, seq_lengths, beta, config)
             state.batch_in_epoch += 1
-            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+            if not finite:
                 # Skip the update rather than poison the weights; give up if it keeps happening.
                 state.skipped_steps += 1
                 bad_in_a_row += 1
@@ -284,6 +275,30 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _backward(model: SeqVAE, tokens: torch.Tensor, lengths: torch.Tensor, beta: float,
+              config: Config) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
+    """Forward and backward pass of one batch; gradients are clipped and left in ``.grad``.
+
+    Args:
+        tokens: (B, T) padded ``[<bos>, ..., <eos>]`` ids; lengths: (B,).
+    Returns:
+        the loss, rec (B,), KL per dimension (B, D), and whether loss and gradients are finite.
+    """
+    pad, oc = model.pad_id, config.objective
+    inputs = tokens[:, :-1]
+    inputs = word_dropout(inputs, oc.word_dropout, UNK_ID, keep=(inputs == BOS_ID) | (inputs == pad))
+    out = model(tokens, lengths, decoder_inputs=inputs)
+    rec = reconstruction_nll(out.logits, tokens[:, 1:], pad)
+    kl_dim = gaussian_kl(out.mu, out.logvar)
+    loss = vae_loss(rec, kl_dim, beta, oc.free_bits)
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    clip = config.train.grad_clip if config.train.grad_clip > 0 else math.inf
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    finite = bool(torch.isfinite(loss)) and bool(torch.isfinite(grad_norm))
+    return loss.detach(), rec.detach(), kl_dim.detach(), finite
 
 
 def _log_data(data: PreparedData, log: Callable[[str], None]) -> None:

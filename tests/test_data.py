@@ -78,3 +78,16 @@ def test_prepare_data_caches_tokenisation(smiles_file):
     prepare_data(DataConfig(source=str(smiles_file), max_length=30), TokenizerConfig(),
                  log=logs.append)
     assert not any("using cached" in line for line in logs)
+
+
+def test_prepare_data_with_a_given_tokenizer_uses_the_cache_only_if_it_matches(smiles_file):
+    data = DataConfig(source=str(smiles_file))
+    first = prepare_data(data, TokenizerConfig(), log=lambda _: None)
+    logs = []
+    prepare_data(data, TokenizerConfig(), tokenizer=first.tokenizer, log=logs.append)
+    assert any("using cached tokenisation" in line for line in logs)
+    other = fit_tokenizer(TokenizerConfig(), ["CCO", "CCN"], "smiles")
+    logs.clear()
+    again = prepare_data(data, TokenizerConfig(), tokenizer=other, log=logs.append)
+    assert not any("using cached tokenisation" in line for line in logs)
+    assert again.tokenizer is other

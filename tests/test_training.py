@@ -113,3 +113,29 @@ def test_text_training_with_the_ptb_preset_settings(tmp_path, text_file, tokeniz
     assert loaded.config.model.bidirectional and loaded.config.objective.kl_schedule == "logistic"
     rows = [r for r in csv.DictReader(open(tmp_path / "metrics.csv")) if r["split"] == "train"]
     assert 0 < float(rows[-1]["kl_weight"]) < 0.01  # logistic warm-up just started
+
+
+def _poison_losses(monkeypatch, bad_calls):
+    """Make vae_loss return NaN on the given (0-based) calls."""
+    import seqvae.training as training
+    real, calls = training.vae_loss, {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        loss = real(*args, **kwargs)
+        calls["n"] += 1
+        return loss * float("nan") if calls["n"] - 1 in bad_calls else loss
+    monkeypatch.setattr(training, "vae_loss", poisoned)
+
+
+def test_a_non_finite_step_is_skipped_and_counted(tmp_path, smiles_file, monkeypatch):
+    _poison_losses(monkeypatch, {1, 2})
+    summary = train(tiny_config(smiles_file, max_steps=5), tmp_path, log=quiet, progress=False)
+    assert summary["skipped_steps"] == 2 and summary["steps"] == 5
+    weights = load_checkpoint(tmp_path / "last.pt").model.state_dict()
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_repeated_non_finite_steps_stop_with_a_message(tmp_path, smiles_file, monkeypatch):
+    _poison_losses(monkeypatch, set(range(1000)))
+    with pytest.raises(SeqVAEError, match="non-finite steps in a row"):
+        train(tiny_config(smiles_file, epochs=10), tmp_path, log=quiet, progress=False)
