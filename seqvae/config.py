@@ -30,6 +30,8 @@ class DataConfig:
     max_length: int = _f(100, "maximum tokens per sequence, not counting <bos>/<eos>")
     long_sequences: str = _f("skip", "what to do with longer sequences",
                               ("skip", "truncate"))
+    check_smiles: bool | None = _f(None, "skip SMILES that RDKit cannot parse (none: check files, "
+                                         "not the curated moses corpus)")
 
 
 @dataclass(frozen=True)

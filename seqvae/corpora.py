@@ -52,6 +52,7 @@ class Corpus:
     splits: dict[str, list[str]]  # "train", "valid", "test" (moses also "test_scaffolds")
     fingerprint: str              # cache key: content identity + split settings
     split_note: str               # one human line on where the splits came from
+    blank_lines: int = 0          # blank lines skipped while reading
 
 
 def cache_dir() -> Path:
@@ -63,6 +64,18 @@ def cache_dir() -> Path:
 
 def read_sequences(path: str | Path, column: str | None = None) -> list[str]:
     """The non-blank, stripped lines of a text file, or one column of a CSV (``.gz`` or not)."""
+    return read_numbered(path, column).sequences
+
+
+@dataclass(frozen=True)
+class NumberedLines:
+    sequences: list[str]    # stripped, non-blank
+    line_numbers: list[int]  # 1-based line of each sequence in the file
+    blank: int              # blank lines (or empty CSV cells) skipped
+
+
+def read_numbered(path: str | Path, column: str | None = None) -> NumberedLines:
+    """Like :func:`read_sequences`, keeping each sequence's line number for messages."""
     path = Path(path)
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
@@ -75,6 +88,10 @@ def read_sequences(path: str | Path, column: str | None = None) -> list[str]:
     except (OSError, EOFError, zlib.error) as e:
         raise SeqVAEError(f"{path}: cannot read it ({e}); check that it is a readable "
                           "file (and a valid gzip file if it ends in .gz)") from None
+    if b"\x00" in data[:1 << 20]:
+        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
+        raise SeqVAEError(f"{path}: line {line} holds a NUL byte: this looks like a binary file, "
+                          "not text; give a UTF-8 text file with one sequence per line")
     if data.startswith(b"\xef\xbb\xbf"):  # a BOM would otherwise stick to the first sequence
         data = data[3:]
     try:
@@ -85,17 +102,21 @@ def read_sequences(path: str | Path, column: str | None = None) -> list[str]:
                           "(re-encode it, e.g. with iconv -t UTF-8)") from None
     stem = path.name.lower().removesuffix(".gz")
     if column is not None or stem.endswith(".csv"):
-        seqs = _csv_column(text, column, path)
+        numbered = _csv_column(text, column, path)
     else:
         # split("\n"), not splitlines(): the latter also breaks on \x0c, \u2028 and friends.
-        seqs = [s for s in (line.strip() for line in text.split("\n")) if s]
-    if not seqs:
+        numbered = [(i, line.strip()) for i, line in enumerate(text.split("\n"), start=1)]
+    kept = [(i, s) for i, s in numbered if s]
+    if not kept:
         raise SeqVAEError(f"{path}: no sequences (the file is empty or has only blank lines); "
                           "give a file with one sentence or SMILES per line")
-    return seqs
+    # A trailing newline leaves one empty "line" after it; that is not a blank line.
+    blank = len(numbered) - len(kept) - (1 if text.endswith("\n") else 0)
+    return NumberedLines([s for _, s in kept], [i for i, _ in kept], max(blank, 0))
 
 
-def _csv_column(text: str, column: str | None, path: Path) -> list[str]:
+def _csv_column(text: str, column: str | None, path: Path) -> list[tuple[int, str]]:
+    """(line number, stripped cell) for each data row of a CSV's chosen column."""
     lines = text.split("\n")
     header = next(csv.reader(lines[:1]), [])
     header = [h.strip() for h in header]
@@ -113,15 +134,17 @@ def _csv_column(text: str, column: str | None, path: Path) -> list[str]:
                           f"{', '.join(header) or '(none)'}")
     i = header.index(column)
     if '"' in text:
-        rows = csv.reader(io.StringIO(text))
+        rows = csv.reader(io.StringIO(text), strict=True)
         next(rows)
-        values = [row[i] if i < len(row) else "" for row in rows]
-    else:
-        # Without quotes a CSV row is just comma-separated; this is ~5x faster than the csv
-        # module, which matters for the 1.58M-row MOSES train file.
-        values = [(parts[i] if i < len(parts) else "")
-                  for parts in (line.split(",") for line in lines[1:])]
-    return [s for s in (v.strip() for v in values) if s]
+        try:
+            return [(rows.line_num, (row[i] if i < len(row) else "").strip()) for row in rows]
+        except csv.Error as e:
+            raise SeqVAEError(f"{path}: line {rows.line_num} is not valid CSV ({e}); check its "
+                              "quotes, or give a plain text file with one sequence per line") from None
+    # Without quotes a CSV row is just comma-separated; this is ~5x faster than the csv
+    # module, which matters for the 1.58M-row MOSES train file.
+    return [(n, (parts[i] if i < len(parts) else "").strip())
+            for n, parts in enumerate((line.split(",") for line in lines[1:]), start=2)]
 
 
 def sniff_kind(lines: Sequence[str]) -> str:
@@ -159,6 +182,8 @@ def load_corpus(config: DataConfig, log: Callable[[str], None] = print) -> Corpu
         corpus = dataclasses.replace(corpus, splits=splits)
     sizes = " / ".join(f"{len(v):,} {k}" for k, v in corpus.splits.items())
     log(f"seqvae: corpus {corpus.name} ({corpus.kind}): {sizes}; {corpus.split_note}")
+    if corpus.blank_lines:
+        log(f"seqvae: skipped {corpus.blank_lines:,} blank lines in {corpus.name}")
     return corpus
 
 
@@ -176,7 +201,8 @@ def _check_fractions(config: DataConfig) -> None:
 def _load_file(config: DataConfig) -> Corpus:
     path = Path(config.source).expanduser().resolve()
     _check_fractions(config)
-    lines = read_sequences(path, config.column)
+    numbered = read_numbered(path, config.column)
+    lines = numbered.sequences
     n = len(lines)
     if n < 3:
         raise SeqVAEError(f"{path}: only {n} line(s); at least 3 are needed, one each for "
@@ -203,7 +229,7 @@ def _load_file(config: DataConfig) -> Corpus:
                       limit_train=config.limit_train)
     shares = "/".join(f"{100 * len(splits[k]) / n:.0f}" for k in ("train", "valid", "test"))
     note = f"seeded {shares} split (seed {config.split_seed})"
-    return Corpus(path.name, kind, splits, fp, note)
+    return Corpus(path.name, kind, splits, fp, note, blank_lines=numbered.blank)
 
 
 def _load_ptb(config: DataConfig) -> Corpus:

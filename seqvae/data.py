@@ -18,9 +18,10 @@ from torch import Tensor
 
 from .config import DataConfig, TokenizerConfig
 from .corpora import Corpus, cache_dir, load_corpus
+from .errors import SeqVAEError
 from .tokenizers import BOS_ID, EOS_ID, PAD_ID, Tokenizer, fit_tokenizer, tokenizer_from_state
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass
@@ -66,19 +67,25 @@ class PreparedData:
     dropped: dict[str, int]          # per split: sequences skipped as too long
     truncated: dict[str, int]        # per split: sequences cut to max_length
     split_note: str
+    invalid: dict[str, int]          # per split: SMILES skipped because RDKit cannot parse them
+    invalid_examples: list[str]      # a few of those, for the message
 
 
 def tokenize_split(tokenizer: Tokenizer, texts: Sequence[str], max_length: int,
-                   long_sequences: str) -> tuple[TokenizedSplit, np.ndarray, int, int]:
+                   long_sequences: str, usable: np.ndarray | None = None,
+                   ) -> tuple[TokenizedSplit, np.ndarray, int, int]:
     """Tokenise texts; sequences longer than ``max_length`` tokens are skipped or truncated.
 
-    Empty sequences (no tokens) are always skipped. Returns the split, the positions in
+    Empty sequences (no tokens) are always skipped, and so are those where the boolean mask
+    ``usable`` is False (they are not counted here). Returns the split, the positions in
     ``texts`` of the kept sequences, and the numbers skipped and truncated.
     """
     if long_sequences not in ("skip", "truncate"):
         raise ValueError(f"long_sequences must be 'skip' or 'truncate', not {long_sequences!r}")
     kept_ids, kept, skipped, truncated = [], [], 0, 0
     for i, ids in enumerate(tokenizer.encode_batch(texts)):
+        if usable is not None and not usable[i]:
+            continue
         if not ids:
             skipped += 1
             continue
@@ -93,10 +100,19 @@ def tokenize_split(tokenizer: Tokenizer, texts: Sequence[str], max_length: int,
     return TokenizedSplit.from_lists(kept_ids), np.asarray(kept, dtype=np.int64), skipped, truncated
 
 
-def _cache_key(corpus: Corpus, data: DataConfig, tok: TokenizerConfig) -> str:
+def _cache_key(corpus: Corpus, data: DataConfig, tok: TokenizerConfig, check: bool) -> str:
     blob = json.dumps([CACHE_FORMAT, corpus.fingerprint, corpus.kind, data.max_length,
-                       data.long_sequences, tok.__dict__], sort_keys=True, default=str)
+                       data.long_sequences, check, tok.__dict__], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def valid_smiles_mask(texts: Sequence[str], label: str = "") -> np.ndarray:
+    """(N,) bool: which SMILES RDKit parses and sanitises (a progress bar on long lists)."""
+    from tqdm.auto import tqdm
+    from .chemistry import is_valid
+    return np.fromiter((is_valid(t) for t in tqdm(texts, desc=f"checking SMILES {label}".strip(),
+                                                 unit="mol", disable=len(texts) < 50_000 or None)),
+                       dtype=bool, count=len(texts))
 
 
 def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | None = None,
@@ -109,7 +125,9 @@ def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | 
     cache is then used only if it was made with that same tokenizer.
     """
     corpus = load_corpus(data, log=log)
-    path = cache_dir() / "prepared" / f"{_cache_key(corpus, data, tok)}.pt"
+    check = corpus.kind == "smiles" and (
+        data.check_smiles if data.check_smiles is not None else corpus.name != "moses")
+    path = cache_dir() / "prepared" / f"{_cache_key(corpus, data, tok, check)}.pt"
     if path.exists():
         try:
             blob = torch.load(path, weights_only=True)
@@ -121,27 +139,41 @@ def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | 
             log(f"seqvae: using cached tokenisation {path}")
             return PreparedData(corpus.name, corpus.kind, tokenizer_from_state(blob["tokenizer"]),
                                 splits, texts, blob["dropped"], blob["truncated"],
-                                corpus.split_note)
+                                corpus.split_note, blob["invalid"], blob["invalid_examples"])
         except Exception as exc:  # a stale or damaged cache is rebuilt, never fatal
             log(f"seqvae: not using the cache {path} ({exc})")
+    usable = {name: valid_smiles_mask(lines, name) if check else None
+              for name, lines in corpus.splits.items()}
+    invalid = {name: int((~mask).sum()) if mask is not None else 0
+               for name, mask in usable.items()}
+    examples = [t for name, mask in usable.items() if mask is not None
+                for t, ok in zip(corpus.splits[name], mask) if not ok][:3]
     if tokenizer is None:
-        tokenizer = fit_tokenizer(tok, corpus.splits["train"], corpus.kind)
+        train_texts = corpus.splits["train"]
+        if usable["train"] is not None:
+            train_texts = [t for t, ok in zip(train_texts, usable["train"]) if ok]
+        if not train_texts:
+            raise SeqVAEError(f"{corpus.name}: none of the {len(corpus.splits['train']):,} training "
+                              "SMILES is valid (RDKit cannot parse them); check the file, or pass "
+                              "--kind text if it is not SMILES")
+        tokenizer = fit_tokenizer(tok, train_texts, corpus.kind)
     log(f"seqvae: tokenising {corpus.name} with the {tokenizer.kind} tokenizer "
         f"(vocabulary {tokenizer.vocab_size})")
     splits, kept, dropped, truncated = {}, {}, {}, {}
     for name, lines in corpus.splits.items():
         splits[name], kept[name], dropped[name], truncated[name] = tokenize_split(
-            tokenizer, lines, data.max_length, data.long_sequences)
+            tokenizer, lines, data.max_length, data.long_sequences, usable[name])
     texts = {k: [corpus.splits[k][i] for i in kept[k].tolist()] for k in splits}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({"tokenizer": tokenizer.state_dict(), "dropped": dropped, "truncated": truncated,
+                "invalid": invalid, "invalid_examples": examples,
                 "kept": {k: torch.from_numpy(v) for k, v in kept.items()},
                 "splits": {k: {"ids": torch.from_numpy(s.ids), "offsets": torch.from_numpy(s.offsets)}
                            for k, s in splits.items()}}, tmp)
     os.replace(tmp, path)
     return PreparedData(corpus.name, corpus.kind, tokenizer, splits, texts, dropped, truncated,
-                        corpus.split_note)
+                        corpus.split_note, invalid, examples)
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int,

@@ -302,7 +302,10 @@ def _backward(model: SeqVAE, tokens: torch.Tensor, lengths: torch.Tensor, beta: 
 
 
 def _log_data(data: PreparedData, log: Callable[[str], None]) -> None:
-    for what, counts in (("skipped (empty or too long)", data.dropped),
-                         ("truncated", data.truncated)):
+    for what, counts in (("skipped as invalid SMILES (RDKit cannot parse them)", data.invalid),
+                         ("skipped as empty or longer than --max-length", data.dropped),
+                         ("truncated to --max-length", data.truncated)):
         if any(counts.values()):
             log(f"seqvae: {what}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if v))
+    if data.invalid_examples:
+        log(f"seqvae: invalid SMILES are, e.g., {', '.join(map(repr, data.invalid_examples))}")

@@ -9,6 +9,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from seqvae import corpora
 from seqvae.config import DataConfig
@@ -323,3 +325,60 @@ def test_moses_real_fetch(tmp_path, monkeypatch):
     again = load_corpus(DataConfig(source="moses"), quiet)
     assert len(calls) == 1
     assert again.splits["valid"] == c.splits["valid"]
+
+
+def test_binary_file_is_an_error_naming_the_line(tmp_path):
+    from seqvae.corpora import read_sequences
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"CCO\nCCN\n\x00\x01\x02\x89PNG")
+    with pytest.raises(SeqVAEError, match=r"model\.bin: line 3 .*binary"):
+        read_sequences(path)
+
+
+def test_blank_lines_are_counted_with_line_numbers(tmp_path):
+    from seqvae.corpora import read_numbered
+    path = tmp_path / "x.txt"
+    path.write_text("CCO\n\n  \nCCN\nc1ccccc1\n\n")
+    numbered = read_numbered(path)
+    assert numbered.sequences == ["CCO", "CCN", "c1ccccc1"]
+    assert numbered.line_numbers == [1, 4, 5]
+    assert numbered.blank == 3
+    csv_path = tmp_path / "x.csv"
+    csv_path.write_text("id,SMILES\n1,CCO\n2,\n3,CCN\n")
+    numbered = read_numbered(csv_path)
+    assert numbered.line_numbers == [2, 4] and numbered.blank == 1
+
+
+def test_load_corpus_reports_blank_lines(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_text("CCO\n\nCCN\nCCC\n\nCCCC\n")
+    logs = []
+    corpus = load_corpus(DataConfig(source=str(path)), log=logs.append)
+    assert corpus.blank_lines == 2
+    assert any("skipped 2 blank lines" in line for line in logs)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=st.binary(max_size=400), suffix=st.sampled_from([".txt", ".smi", ".csv", ".gz", ".csv.gz"]),
+       compress=st.booleans())
+def test_fuzz_the_reader_never_fails_without_a_message(tmp_path, payload, suffix, compress):
+    """Whatever the bytes, the reader returns clean sequences or raises SeqVAEError."""
+    import gzip as gz
+    from seqvae.corpora import read_numbered
+    path = tmp_path / f"fuzz{suffix}"
+    path.write_bytes(gz.compress(payload) if compress else payload)
+    try:
+        numbered = read_numbered(path)
+    except SeqVAEError as exc:
+        assert str(path) in str(exc)
+        return
+    assert numbered.sequences and all(s and s == s.strip() for s in numbered.sequences)
+    assert len(numbered.line_numbers) == len(numbered.sequences)
+    assert numbered.line_numbers == sorted(numbered.line_numbers)
+
+
+def test_broken_csv_quotes_name_the_line(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text('SMILES\nCCO\n"CCN\n')
+    with pytest.raises(SeqVAEError, match=r"x\.csv: line \d+ is not valid CSV"):
+        read_sequences(path)

@@ -91,3 +91,27 @@ def test_prepare_data_with_a_given_tokenizer_uses_the_cache_only_if_it_matches(s
     again = prepare_data(data, TokenizerConfig(), tokenizer=other, log=logs.append)
     assert not any("using cached tokenisation" in line for line in logs)
     assert again.tokenizer is other
+
+
+def test_invalid_smiles_are_skipped_and_counted(tmp_path, smiles_file):
+    lines = smiles_file.read_text().splitlines()[:200]
+    bad = ["c1cccc1", "C(C", "CC)O", "Xx"]
+    path = tmp_path / "mixed.smi"
+    path.write_text("\n".join(lines[:100] + bad + lines[100:]) + "\n")
+    prepared = prepare_data(DataConfig(source=str(path)), TokenizerConfig(), log=lambda _: None)
+    assert sum(prepared.invalid.values()) == 4
+    assert set(prepared.invalid_examples) <= set(bad) and prepared.invalid_examples
+    kept = [t for texts in prepared.texts.values() for t in texts]
+    assert len(kept) == 200 and not set(bad) & set(kept)
+    # the cache remembers the counts, and the check can be switched off
+    again = prepare_data(DataConfig(source=str(path)), TokenizerConfig(), log=lambda _: None)
+    assert again.invalid == prepared.invalid
+    unchecked = prepare_data(DataConfig(source=str(path), check_smiles=False), TokenizerConfig(),
+                             log=lambda _: None)
+    assert sum(unchecked.invalid.values()) == 0
+    assert sum(len(t) for t in unchecked.texts.values()) == 204
+
+
+def test_text_corpora_are_not_checked_as_smiles(text_file):
+    prepared = prepare_data(DataConfig(source=str(text_file)), TokenizerConfig(), log=lambda _: None)
+    assert sum(prepared.invalid.values()) == 0
