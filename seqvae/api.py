@@ -47,15 +47,34 @@ class TrainedVAE:
         """Default decoding limit: the training maximum plus the <eos>."""
         return self.config.data.max_length + 1
 
-    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
+    def problems(self, texts: Sequence[str]) -> dict[int, str]:
+        """Inputs the model cannot encode: {index: reason}. Empty ones, and for SMILES models
+        those RDKit cannot parse (decoding them back could not be compared to anything)."""
         if isinstance(texts, str):
             raise TypeError("pass a list of strings, not a single string")
-        ids = self.tokenizer.encode_batch(list(texts))
-        empty = [i for i, s in enumerate(ids) if not s]
-        if empty:
-            raise SeqVAEError(f"input {empty[0] + 1} ({texts[empty[0]]!r}) is empty after "
-                              f"tokenising; give a non-empty {'SMILES' if self.kind == 'smiles' else 'sentence'}")
-        return ids
+        found = {}
+        for i, ids in enumerate(self.tokenizer.encode_batch(list(texts))):
+            if not ids:
+                found[i] = "empty"
+            elif self.kind == "smiles":
+                from .chemistry import is_valid
+                if not is_valid(texts[i]):
+                    found[i] = "not a valid SMILES (RDKit cannot parse it)"
+        return found
+
+    def unknown_tokens(self, texts: Sequence[str]) -> list[int]:
+        """How many tokens of each input the tokenizer never saw in training (encoded as <unk>)."""
+        unk = self.tokenizer.unk_id
+        return [ids.count(unk) for ids in self.tokenizer.encode_batch(list(texts))]
+
+    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
+        bad = self.problems(texts)
+        if bad:
+            i, reason = next(iter(bad.items()))
+            raise SeqVAEError(f"input {i + 1} ({texts[i]!r}) is {reason}; "
+                              f"give a non-empty, valid {'SMILES' if self.kind == 'smiles' else 'sentence'}"
+                              + (f" ({len(bad)} such inputs in all)" if len(bad) > 1 else ""))
+        return self.tokenizer.encode_batch(list(texts))
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 512,

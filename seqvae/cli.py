@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="one sentence or SMILES per line (.gz, .csv ok)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output .npy, shape (N, d_z)")
     p.add_argument("--column", default=None, help="CSV column")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="skip (and count) empty or invalid lines instead of stopping")
     p.add_argument("--device", default="auto")
 
     p = sub.add_parser("reconstruct", help="encode and decode the lines of a file")
@@ -115,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="one sentence or SMILES per line (.gz, .csv ok)")
     p.add_argument("--method", choices=("greedy", "beam", "sample"), default="greedy")
     p.add_argument("--column", default=None, help="CSV column")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="skip (and count) empty or invalid lines instead of stopping")
     p.add_argument("-o", "--output", type=Path, help="write a TSV of input and reconstruction")
     p.add_argument("--device", default="auto")
     return parser
@@ -162,6 +166,9 @@ def _print_summary(summary: dict, quality: dict | None, out: Path) -> None:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from .api import load
+    from .errors import SeqVAEError
+    if args.n < 1 or not args.temperature > 0:
+        raise SeqVAEError("-n must be at least 1 and --temperature above 0")
     vae = load(args.checkpoint, device=args.device)
     samples = vae.sample(args.n, temperature=args.temperature, method=args.method,
                          seed=args.seed, progress=args.n > 5000)
@@ -169,12 +176,39 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_inputs(vae, args: argparse.Namespace) -> list[str]:
+    """The usable lines of the input file; unusable ones stop the command, or with
+    --skip-invalid are skipped and counted."""
+    from .corpora import read_numbered
+    from .errors import SeqVAEError
+    numbered = read_numbered(args.file, column=args.column)
+    texts, lines = numbered.sequences, numbered.line_numbers
+    bad = vae.problems(texts)
+    if bad and not args.skip_invalid:
+        i, reason = next(iter(bad.items()))
+        raise SeqVAEError(f"{args.file}: line {lines[i]} ({texts[i]!r}) is {reason}; fix it, or "
+                          f"pass --skip-invalid to skip such lines ({len(bad)} in all)")
+    if bad:
+        shown = ", ".join(str(lines[i]) for i in list(bad)[:10])
+        _err(f"seqvae: skipped {len(bad)} unusable lines of {args.file} (lines {shown}"
+             + (", ..." if len(bad) > 10 else "") + ")")
+        texts = [t for i, t in enumerate(texts) if i not in bad]
+    if numbered.blank:
+        _err(f"seqvae: skipped {numbered.blank} blank lines of {args.file}")
+    if not texts:
+        raise SeqVAEError(f"{args.file}: no usable lines left to work on")
+    unknown = [i for i, n in enumerate(vae.unknown_tokens(texts)) if n]
+    if unknown:
+        _err(f"seqvae: note: {len(unknown)} inputs contain tokens the model never saw in "
+             f"training; they are read as <unk> (e.g. {texts[unknown[0]]!r})")
+    return texts
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     import numpy as np
     from .api import load
-    from .corpora import read_sequences
     vae = load(args.checkpoint, device=args.device)
-    texts = read_sequences(args.file, column=args.column)
+    texts = _read_inputs(vae, args)
     z = vae.encode(texts, progress=len(texts) > 5000)
     np.save(args.output, z)
     _err(f"seqvae: wrote {z.shape[0]} x {z.shape[1]} posterior means to {args.output}")
@@ -183,9 +217,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from .api import load
-    from .corpora import read_sequences
     vae = load(args.checkpoint, device=args.device)
-    texts = read_sequences(args.file, column=args.column)
+    texts = _read_inputs(vae, args)
     recon = vae.reconstruct(texts, method=args.method)
     _write_lines([f"{a}\t{b}" for a, b in zip(texts, recon)], args.output)
     exact = sum(a == b for a, b in zip(texts, recon))
@@ -217,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except SeqVAEError as exc:
         _err(f"seqvae: error: {exc}")
+        return 2
+    except OSError as exc:  # disk full, permissions, ...: the system's words, with the file
+        _err(f"seqvae: error: {exc.filename or ''}: {exc.strerror or exc}")
         return 2
     except KeyboardInterrupt:
         _err("seqvae: interrupted" + ("; continue with the same command and --resume"

@@ -120,6 +120,41 @@ class Config:
             self, **{section: dataclasses.replace(getattr(self, section), **changes)})
 
 
+    def validate(self) -> "Config":
+        """Raise :class:`SeqVAEError` naming the flag of the first impossible value."""
+        from .errors import SeqVAEError
+        at_least_one = {"data": ("max_length", "limit_train"), "tokenizer": ("min_freq", "vocab_size"),
+                        "model": ("encoder_hidden", "encoder_layers", "latent_dim",
+                                  "decoder_hidden", "decoder_layers"),
+                        "objective": ("kl_warmup_steps", "kl_cycles"),
+                        "train": ("batch_size", "epochs", "max_steps", "val_every",
+                                  "max_val_examples", "early_stopping", "log_every",
+                                  "save_every", "threads")}
+        non_negative = {"model": ("embedding_dim",), "objective": ("kl_weight", "kl_start_step",
+                                                                   "free_bits"),
+                        "train": ("lr", "lr_warmup_steps", "min_lr_ratio", "grad_clip")}
+        shares = {"model": ("dropout",), "objective": ("word_dropout", "kl_cycle_ratio")}
+
+        def flag(name: str) -> str:
+            return "--" + {"kind": "tokenizer", "source": "data"}.get(name, name).replace("_", "-")
+        for section, names in at_least_one.items():
+            for name in names:
+                value = getattr(getattr(self, section), name)
+                if value is not None and value < 1:
+                    raise SeqVAEError(f"{flag(name)} must be at least 1, not {value}")
+        for section, names in non_negative.items():
+            for name in names:
+                value = getattr(getattr(self, section), name)
+                if value < 0:
+                    raise SeqVAEError(f"{flag(name)} must not be negative, not {value}")
+        for section, names in shares.items():
+            for name in names:
+                value = getattr(getattr(self, section), name)
+                if not 0 <= value <= 1:
+                    raise SeqVAEError(f"{flag(name)} must be between 0 and 1, not {value}")
+        return self
+
+
 SECTIONS = ("data", "tokenizer", "model", "objective", "train")
 
 # Each preset is a set of overrides on top of the dataclass defaults.

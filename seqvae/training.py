@@ -105,8 +105,13 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
     With ``resume``, continue from ``out_dir/last.pt`` (its tokenizer and state; the given
     ``config`` may change only the training length).
     """
+    config.validate()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SeqVAEError(f"cannot create the run folder {out}: {exc.strerror}; "
+                          "choose another --out") from None
     dev = resolve_device(device)
     resumed = None
     if resume:

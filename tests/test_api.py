@@ -56,3 +56,11 @@ def test_bad_inputs(vae):
         vae.decode(np.zeros((2, 3)))
     # characters the tokenizer never saw become <unk> and do not crash
     assert vae.encode(["C[Xe]C€"]).shape == (1, 8)
+
+
+def test_problems_and_unknown_tokens(vae):
+    texts = ["CCO", "", "C(C", "c1ccccc1[Se]"]
+    assert vae.problems(texts) == {1: "empty", 2: "not a valid SMILES (RDKit cannot parse it)"}
+    assert vae.unknown_tokens(texts)[0] == 0 and vae.unknown_tokens(texts)[3] >= 1
+    with pytest.raises(SeqVAEError, match=r"input 3 \('C\(C'\) is not a valid SMILES"):
+        vae.encode(["CCO", "CCN", "C(C"])

@@ -75,3 +75,38 @@ def test_errors_are_one_line_without_traceback(tmp_path):
                            str(tmp_path / "missing.txt"), "--out", str(tmp_path / "r")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "missing.txt" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def bad_lines(tmp_path):
+    path = tmp_path / "bad.smi"
+    path.write_text("CCO\n\nC(C\nc1ccccc1\n")
+    return path
+
+
+def test_invalid_lines_stop_encode_naming_the_line(trained_smiles_run, bad_lines, tmp_path, capsys):
+    rc = main(["encode", str(trained_smiles_run / "model.pt"), str(bad_lines), "-o",
+               str(tmp_path / "z.npy")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bad.smi: line 3 ('C(C') is not a valid SMILES" in err
+    assert "--skip-invalid" in err and not (tmp_path / "z.npy").exists()
+
+
+def test_skip_invalid_counts_what_it_skips(trained_smiles_run, bad_lines, tmp_path, capsys):
+    rc = main(["encode", str(trained_smiles_run / "model.pt"), str(bad_lines), "-o",
+               str(tmp_path / "z.npy"), "--skip-invalid"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "skipped 1 unusable lines" in err and "(lines 3)" in err
+    assert "skipped 1 blank lines" in err
+    assert np.load(tmp_path / "z.npy").shape[0] == 2
+    rc = main(["reconstruct", str(trained_smiles_run / "model.pt"), str(bad_lines),
+               "--skip-invalid"])
+    assert rc == 0 and len(capsys.readouterr().out.strip().splitlines()) == 2
+
+
+def test_bad_flag_values_get_one_line(tmp_path, smiles_file, capsys):
+    rc = main(["train", "--data", str(smiles_file), "--out", str(tmp_path / "r"),
+               "--batch-size", "0"])
+    assert rc == 2 and "--batch-size must be at least 1" in capsys.readouterr().err
+    rc = main(["sample", str(tmp_path / "r" / "model.pt"), "-n", "0"])
+    assert rc == 2 and "-n must be at least 1" in capsys.readouterr().err

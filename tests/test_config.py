@@ -41,3 +41,22 @@ def test_every_preset_builds_and_unknown_is_an_error():
 def test_configs_are_frozen():
     with pytest.raises(Exception):
         Config().model.latent_dim = 3
+
+
+@pytest.mark.parametrize("section, field, value, message", [
+    ("train", "batch_size", 0, "--batch-size must be at least 1"),
+    ("train", "lr", -1e-3, "--lr must not be negative"),
+    ("model", "latent_dim", 0, "--latent-dim must be at least 1"),
+    ("objective", "word_dropout", 1.5, "--word-dropout must be between 0 and 1"),
+    ("data", "limit_train", 0, "--limit-train must be at least 1"),
+    ("objective", "kl_warmup_steps", 0, "--kl-warmup-steps must be at least 1"),
+])
+def test_validate_names_the_flag(section, field, value, message):
+    from seqvae.errors import SeqVAEError
+    with pytest.raises(SeqVAEError, match=message):
+        Config().override(section, **{field: value}).validate()
+
+
+def test_presets_are_valid():
+    for name in PRESETS:
+        preset(name).validate()
