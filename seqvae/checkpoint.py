@@ -48,6 +48,8 @@ def save_checkpoint(path: str | Path, config: Config, tokenizer: Tokenizer, mode
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    for stale in path.parent.glob(f".{path.name}.tmp*"):  # left by a process killed mid-save
+        stale.unlink(missing_ok=True)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

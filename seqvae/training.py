@@ -92,6 +92,19 @@ class MetricsLog:
             with open(path, "w", newline="") as fh:
                 csv.DictWriter(fh, METRIC_FIELDS).writeheader()
 
+    def drop_after(self, step: int) -> None:
+        """Forget rows logged after ``step``: a killed run logged them, then lost those steps."""
+        with open(self.path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        kept = [r for r in rows if int(r["step"]) <= step]
+        if len(kept) < len(rows):
+            tmp = self.path.with_suffix(".tmp")
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, METRIC_FIELDS)
+                writer.writeheader()
+                writer.writerows(kept)
+            tmp.replace(self.path)
+
     def write(self, **row: Any) -> None:
         with open(self.path, "a", newline="") as fh:
             csv.DictWriter(fh, METRIC_FIELDS).writerow(
@@ -166,6 +179,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
         f"{total_steps} steps in all; run folder {out}")
 
     metrics = MetricsLog(out / "metrics.csv")
+    metrics.drop_after(state.step)
     checkpoint_args = dict(config=config, tokenizer=tokenizer, model=model, optimizer=optimizer)
 
     def save(name: str) -> None:
