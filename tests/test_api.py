@@ -64,3 +64,19 @@ def test_problems_and_unknown_tokens(vae):
     assert vae.unknown_tokens(texts)[0] == 0 and vae.unknown_tokens(texts)[3] >= 1
     with pytest.raises(SeqVAEError, match=r"input 3 \('C\(C'\) is not a valid SMILES"):
         vae.encode(["CCO", "CCN", "C(C"])
+
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=60))
+def test_encode_any_string_works_or_says_why(vae, text):
+    try:
+        z = vae.encode([text])
+    except SeqVAEError as exc:
+        assert "empty" in str(exc) or "not a valid SMILES" in str(exc)
+        return
+    assert z.shape == (1, vae.latent_dim) and np.isfinite(z).all()
+    assert isinstance(vae.decode(z)[0], str)

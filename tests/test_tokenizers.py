@@ -275,3 +275,29 @@ def test_training_alphabet_round_trips(text):
         assert UNK_ID not in ids
         assert tok.decode(ids) == text
         assert tok.encode_batch([text, text]) == [ids, ids]
+
+
+WORD = WordTokenizer.fit(["the cat sat on the mat", "a dog ran"])
+SENTENCEPIECE = SentencePieceTokenizer.fit(
+    ["the cat sat on the mat", "a dog ran far away", "cats and dogs sat", "on the mat again"] * 5,
+    vocab_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_text_tokenizers_take_any_string(text):
+    for tok in (WORD, SENTENCEPIECE):
+        ids = tok.encode(text)
+        assert all(0 <= i < tok.vocab_size for i in ids)
+        assert not {PAD_ID, BOS_ID, EOS_ID} & set(ids)  # text can never end a sequence early
+        assert isinstance(tok.decode(ids), str)
+    assert WORD.decode(WORD.encode(text)).split() == [
+        w if w in WORD.tokens[3:] else "<unk>" for w in text.split()]  # specials read as <unk>
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=39), max_size=30))
+def test_decode_takes_any_id_sequence(ids):
+    for tok in FIXED + [WORD, SENTENCEPIECE]:
+        ids_in_range = [i % tok.vocab_size for i in ids]
+        assert isinstance(tok.decode(ids_in_range), str)
