@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,14 +59,23 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise SeqVAEError(f"{path}: no such checkpoint; pass the model.pt written by "
                           "`seqvae train --out DIR` (DIR/model.pt)")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
+        raise SeqVAEError(f"{path}: not a seqvae checkpoint (not a file written by torch.save); "
+                          "pass the model.pt written by `seqvae train --out DIR`")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise SeqVAEError(f"{path}: refused to load: the file holds objects other than weights "
-                          f"(possibly code), and seqvae only loads plain checkpoints ({exc})") from None
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise SeqVAEError(f"{path}: refused to load: it holds Python objects{what} that could run "
+                          "code when loaded; seqvae loads only plain checkpoints of its own") from None
     except Exception as exc:  # torch raises many types for damaged files (KeyError, EOFError, ...)
-        raise SeqVAEError(f"{path}: not a readable checkpoint (truncated or another file type?): "
-                          f"{exc}") from None
+        reason = str(exc).split(".")[0][:120]
+        raise SeqVAEError(f"{path}: the checkpoint is truncated or damaged and cannot be read "
+                          f"({reason}); use another one (DIR/last.pt or DIR/model.pt) or train "
+                          "again") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise SeqVAEError(f"{path}: not a seqvae checkpoint")
     if blob.get("format_version") != FORMAT_VERSION:

@@ -71,7 +71,7 @@ def test_clear_errors_for_bad_files(tmp_path):
         read_checkpoint(truncated)
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    with pytest.raises(SeqVAEError, match="not a readable checkpoint"):
+    with pytest.raises(SeqVAEError, match="not a seqvae checkpoint"):
         read_checkpoint(text)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
@@ -96,8 +96,9 @@ class Payload:
 def test_pickled_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": "seqvae-checkpoint", "payload": Payload()}, path)
-    with pytest.raises(SeqVAEError, match="refused"):
+    with pytest.raises(SeqVAEError, match=r"refused to load.*posix\.system") as exc:
         read_checkpoint(path)
+    assert "\n" not in str(exc.value)
 
 
 def test_resolve_device():
