@@ -121,7 +121,64 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip (and count) empty or invalid lines instead of stopping")
     p.add_argument("-o", "--output", type=Path, help="write a TSV of input and reconstruction")
     p.add_argument("--device", default="auto")
+    p = sub.add_parser("bench", help="measure training, sampling and encoding throughput",
+                       description="Time training (real length-bucketed batches, warm-up "
+                       "excluded), prior sampling and encoding, and compare the achieved "
+                       "GFLOP/s with this machine's measured fp32 matmul peak.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="moses")
+    p.add_argument("--steps", type=int, default=20, help="timed training steps")
+    p.add_argument("--warmup", type=int, default=3, help="untimed training steps first")
+    p.add_argument("--n-sample", type=int, default=1000, help="sequences sampled from the prior")
+    p.add_argument("--sample-batch", type=int, default=512, help="sampling batch size")
+    p.add_argument("--max-len", type=int, default=100, help="sampling length limit")
+    p.add_argument("--n-encode", type=int, default=5000, help="test sequences encoded")
+    p.add_argument("--peer", type=Path, default=None,
+                   help="also run this baseline script (../shared/bench/peer_moses.sh) with the "
+                   "same batch, steps and samples, and print both side by side")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    _add_config_flags(p)
     return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench, run_peer
+    from .checkpoint import resolve_device
+    config = config_from_args(args, preset(args.preset)).validate()
+    if config.train.threads:
+        import torch
+        torch.set_num_threads(config.train.threads)
+    result = {"seqvae": bench(config, resolve_device(args.device), steps=args.steps,
+                              warmup=args.warmup, n_sample=args.n_sample,
+                              sample_batch=args.sample_batch, max_len=args.max_len,
+                              n_encode=args.n_encode, log=_err)}
+    if args.peer:
+        result["peer"] = run_peer(args.peer, batch=config.train.batch_size, steps=args.steps,
+                                  n_sample=args.n_sample, log=_err)
+    print(format_bench(result))
+    print(json.dumps(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def format_bench(result: dict) -> str:
+    ours, peer = result["seqvae"], result.get("peer")
+    rows = [("training tokens/s", "train_tok_per_s"), ("training molecules/s", "train_mol_per_s"),
+            ("sampling molecules/s", "sample_mol_per_s"), ("encoding molecules/s", "encode_mol_per_s"),
+            ("training GFLOP/s", "train_gflop_per_s"), ("fp32 matmul peak GFLOP/s", "matmul_peak_gflop_per_s"),
+            ("share of peak", "fraction_of_peak"), ("peak RSS MB", "peak_rss_mb")]
+    head = f"{'':26}{'seqvae':>12}" + (f"{'peer':>12}{'ratio':>8}" if peer else "")
+    lines = [f"seqvae bench on {ours['device']} ({ours['threads']} threads, torch {ours['torch']}), "
+             f"{ours['corpus']}, {ours['tokenizer']} tokens, batch {ours['batch_size']}", head]
+    for label, key in rows:
+        value = ours.get(key)
+        line = f"{label:26}{value if value is not None else '-':>12}"
+        if peer and peer.get(key):
+            line += f"{peer[key]:>12}{value / peer[key]:>7.2f}x"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -240,7 +297,7 @@ def _err(message: str) -> None:
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "encode": cmd_encode,
-            "reconstruct": cmd_reconstruct}
+            "reconstruct": cmd_reconstruct, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,11 +32,12 @@ def decode(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int,
     if method not in METHODS:
         raise ValueError(f"unknown decoding method {method!r}; choose one of {', '.join(METHODS)}")
     B = z.size(0)
-    hidden = model.initial_hidden(z)
+    out = torch.full((B, max_len), pad_id, dtype=torch.long, device=z.device)
+    active = torch.arange(B, device=z.device)    # rows still generating
+    hidden = model.initial_hidden(z)              # (L, B_active, H)
     token = torch.full((B, 1), bos_id, dtype=torch.long, device=z.device)
-    finished = torch.zeros(B, dtype=torch.bool, device=z.device)
-    steps = []
-    for _ in range(max_len):
+    steps = 0
+    for t in range(max_len):
         logits, hidden = model.forward_decoder(token, z, hidden)
         logits = _forbid_specials(logits[:, -1].float(), bos_id, pad_id)
         if method == "greedy":
@@ -44,13 +45,16 @@ def decode(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int,
         else:
             probs = torch.softmax(logits / max(temperature, 1e-6), dim=-1)
             nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        nxt = nxt.masked_fill(finished, pad_id)
-        steps.append(nxt)
-        finished |= nxt == eos_id
-        if bool(finished.all()):
-            break
+        out[active, t] = nxt
+        steps = t + 1
+        going = nxt != eos_id
+        if not bool(going.all()):
+            # Finished rows leave the batch, so later steps only compute live sequences.
+            if not bool(going.any()):
+                break
+            active, hidden, z, nxt = active[going], hidden[:, going], z[going], nxt[going]
         token = nxt.unsqueeze(1)
-    return torch.stack(steps, dim=1)
+    return out[:, :steps]
 
 
 def _forbid_specials(logits: Tensor, bos_id: int, pad_id: int) -> Tensor:

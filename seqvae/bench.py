@@ -1,0 +1,167 @@
+"""``seqvae bench``: throughput of training, sampling and encoding on this machine.
+
+Training is timed on real length-bucketed batches of the corpus through the trainer's own step
+(:func:`seqvae.training._backward` plus the Adam update), after warm-up steps that are not
+counted. Tokens are counted as the MOSES VAE counts them (every position of the sequence,
+<bos> and <eos> included), so that its figures and ours compare directly.
+
+Achieved GFLOP/s counts the matrix products of the model (GRU gates, output projection) per
+token, times 3 for the forward and backward passes, and is set against the fp32 matmul peak
+measured here and now.
+"""
+from __future__ import annotations
+
+import resource
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .config import Config
+from .data import bucketed_batches, collate, prepare_data
+from .decoding import decode
+from .model import SeqVAE
+from .schedules import kl_weight
+from .training import _backward
+
+
+def matmul_peak_gflops(n: int = 2048, seconds: float = 2.0) -> float:
+    """Measured fp32 matmul throughput of this machine (GFLOP/s), square n x n products."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return 2 * n ** 3 * count / (time.perf_counter() - start) / 1e9
+
+
+def _gru_flops(inputs: int, hidden: int, layers: int, directions: int = 1) -> int:
+    """Multiply-add FLOPs of one GRU time step: 3 gates, input and hidden projections."""
+    total = 0
+    for _ in range(layers):
+        total += directions * 6 * hidden * (inputs + hidden)
+        inputs = hidden * directions
+    return total
+
+
+def flops_per_token(config: Config, vocab_size: int) -> tuple[int, int]:
+    """Forward FLOPs per encoder token and per decoder token of the model."""
+    m = config.model
+    emb = m.embedding_dim or vocab_size
+    encoder = _gru_flops(emb, m.encoder_hidden, m.encoder_layers, 2 if m.bidirectional else 1)
+    decoder = _gru_flops(emb + m.latent_dim, m.decoder_hidden, m.decoder_layers)
+    if m.tie_weights:
+        decoder += 2 * m.decoder_hidden * emb + 2 * emb * vocab_size
+    else:
+        decoder += 2 * m.decoder_hidden * vocab_size
+    return encoder, decoder
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3,
+          n_sample: int = 1000, sample_batch: int = 512, max_len: int = 100,
+          n_encode: int = 5000, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Time training, sampling and encoding for ``config``; returns the figures as a dict."""
+    torch.manual_seed(config.train.seed)
+    data = prepare_data(config.data, config.tokenizer, log=log)
+    tok, split = data.tokenizer, data.splits["train"]
+    model = SeqVAE(config.model, tok.vocab_size, tok.pad_id).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    batches = bucketed_batches(split.lengths, config.train.batch_size, config.train.seed, 0)
+    if len(batches) < warmup + steps:
+        batches = batches * ((warmup + steps) // len(batches) + 1)
+    enc_flops, dec_flops = flops_per_token(config, tok.vocab_size)
+    oc = config.objective
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    molecules = tokens = flops = 0
+    log(f"seqvae bench: {steps} training steps after {warmup} warm-up steps, batch "
+        f"{config.train.batch_size}")
+    for i, index in enumerate(batches[:warmup + steps]):
+        if i == warmup:
+            sync()
+            start = time.perf_counter()
+        batch, lengths = collate(split, index)
+        batch, lengths = batch.to(device), lengths.to(device)
+        beta = kl_weight(i, oc.kl_schedule, oc.kl_weight, oc.kl_warmup_steps or 1000)
+        _backward(model, batch, lengths, beta, config)
+        optimizer.step()
+        if i >= warmup:
+            n = int(lengths.sum())
+            molecules += len(index)
+            tokens += n
+            flops += 3 * (enc_flops * n + dec_flops * (n - len(index)))
+    sync()
+    train_seconds = time.perf_counter() - start
+
+    model.eval()
+    log(f"seqvae bench: sampling {n_sample} sequences from the prior (temperature 1, "
+        f"max length {max_len})")
+    generator = torch.Generator(device=device).manual_seed(0)
+    sync()
+    start = time.perf_counter()
+    lengths_sampled = []
+    for first in range(0, n_sample, sample_batch):
+        z = torch.randn(min(sample_batch, n_sample - first), config.model.latent_dim,
+                        device=device, generator=generator)
+        ids = decode(model, z, tok.bos_id, tok.eos_id, tok.pad_id, "sample", max_len,
+                     generator=generator)
+        lengths_sampled.append((ids != tok.pad_id).sum(1).cpu())
+    sync()
+    sample_seconds = time.perf_counter() - start
+
+    test = data.splits.get("test", split).subset(n_encode)
+    log(f"seqvae bench: encoding {len(test)} test sequences")
+    sync()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for first in range(0, len(test), 512):
+            index = np.arange(first, min(first + 512, len(test)))
+            batch, lengths = collate(test, index)
+            model.forward_encoder(batch.to(device), lengths)
+    sync()
+    encode_seconds = time.perf_counter() - start
+
+    peak = matmul_peak_gflops() if device.type == "cpu" else None
+    achieved = flops / train_seconds / 1e9
+    return {
+        "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "corpus": data.corpus_name, "tokenizer": tok.kind, "vocab_size": tok.vocab_size,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "batch_size": config.train.batch_size, "steps": steps,
+        "train_tok_per_s": round(tokens / train_seconds, 1),
+        "train_mol_per_s": round(molecules / train_seconds, 1),
+        "sample_mol_per_s": round(n_sample / sample_seconds, 1),
+        "sample_mean_length": round(float(torch.cat(lengths_sampled).float().mean()), 1),
+        "encode_mol_per_s": round(len(test) / encode_seconds, 1),
+        "train_gflop_per_s": round(achieved, 1),
+        "matmul_peak_gflop_per_s": round(peak, 1) if peak else None,
+        "fraction_of_peak": round(achieved / peak, 3) if peak else None,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def run_peer(script, batch: int, steps: int, n_sample: int,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run a baseline script that prints one JSON line (``../shared/bench/peer_moses.sh``)."""
+    import json
+    import subprocess
+    from .errors import SeqVAEError
+    cmd = ["bash", str(script), "--batch", str(batch), "--steps", str(steps),
+           "--n-sample", str(n_sample)]
+    log(f"seqvae bench: running the peer: {' '.join(cmd)}")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SeqVAEError(f"the peer script {script} failed ({tail})")
+    return json.loads(lines[-1])
