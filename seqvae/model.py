@@ -63,6 +63,12 @@ class SeqVAE(nn.Module):
     def device(self) -> torch.device:
         return self.embedding.weight.device
 
+    @staticmethod
+    def _unroll(x: Tensor) -> bool:
+        """Use the unrolled GRU (see :func:`unrolled_gru`) when training on the CPU; nn.GRU's
+        fused kernels are faster for inference, and cuDNN on a GPU."""
+        return x.device.type == "cpu" and torch.is_grad_enabled()
+
     def forward_encoder(self, tokens: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior parameters of q(z|x).
 
@@ -72,14 +78,16 @@ class SeqVAE(nn.Module):
         Returns:
             mu, logvar: (B, D) each.
         """
-        # Packing makes each row's final state independent of the padding and of the rest of
-        # the batch, in both directions.
-        packed = pack_padded_sequence(self.embedding(tokens), lengths.cpu(), batch_first=True,
-                                      enforce_sorted=False)
-        _, h_n = self.encoder(packed)                       # (L * dirs, B, H)
-        dirs = 2 if self.config.bidirectional else 1
-        last = h_n.view(self.config.encoder_layers, dirs, *h_n.shape[1:])[-1]  # (dirs, B, H)
-        summary = torch.cat(list(last), dim=-1)             # (B, dirs * H)
+        emb = self.embedding(tokens)
+        if self._unroll(emb):
+            last = unrolled_encoder(self.encoder, emb, lengths)             # (dirs, B, H)
+        else:  # packing keeps each row's state independent of padding and neighbours
+            packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True,
+                                          enforce_sorted=False)
+            _, h_n = self.encoder(packed)                                   # (L * dirs, B, H)
+            dirs = 2 if self.config.bidirectional else 1
+            last = h_n.view(self.config.encoder_layers, dirs, *h_n.shape[1:])[-1]
+        summary = torch.cat(list(last), dim=-1)                             # (B, dirs * H)
         return self.to_mu(summary), self.to_logvar(summary)
 
     @staticmethod
@@ -109,8 +117,11 @@ class SeqVAE(nn.Module):
         if hidden is None:
             hidden = self.initial_hidden(z)
         emb = self.embedding(inputs)                                   # (B, T, E)
-        z_steps = z.unsqueeze(1).expand(-1, inputs.size(1), -1)        # (B, T, D)
-        out, hidden = self.decoder(torch.cat([emb, z_steps], dim=-1), hidden)
+        if inputs.size(1) > 1 and self._unroll(emb):
+            out, hidden = unrolled_gru(self.decoder, emb, hidden, static_input=z)
+        else:  # decoding steps, inference, or cuDNN on a GPU
+            z_steps = z.unsqueeze(1).expand(-1, inputs.size(1), -1)    # (B, T, D)
+            out, hidden = self.decoder(torch.cat([emb, z_steps], dim=-1), hidden)
         out = self.output_projection(self.output_dropout(out))
         if self.config.tie_weights:
             out = out @ self.embedding.weight.t() + self.output_bias
@@ -132,3 +143,107 @@ class SeqVAE(nn.Module):
             decoder_inputs = tokens[:, :-1]
         logits, _ = self.forward_decoder(decoder_inputs, z)
         return VAEOutput(logits, mu, logvar, z)
+
+
+def unrolled_gru(gru: nn.GRU, x: Tensor, h0: Tensor,
+                 static_input: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The maths of a batch-first, unidirectional ``nn.GRU``, unrolled over time in Python.
+
+    On the CPU, autograd through ``nn.GRU`` gives every time step's slice of the input
+    projection a full-size zero gradient, which costs O(T^2) memory traffic per layer; here the
+    projections are computed for all steps at once and split with ``unbind``, whose backward
+    is a single ``stack``. ``static_input`` is a per-sequence input appended to every step's
+    input (z for the decoder): its projection is computed once per sequence, not per step.
+
+    Args:
+        gru: supplies the weights (``weight_ih_l{k}`` with gate rows [r; z; n], as PyTorch).
+        x: (B, T, I) inputs, without the static part.
+        h0: (L, B, H) initial state.
+        static_input: (B, S) with I + S = the GRU's input size, or None.
+    Returns:
+        outputs (B, T, H) of the last layer, and the final state (L, B, H).
+    """
+    finals, layer_input = [], x
+    for k in range(gru.num_layers):
+        w_ih, w_hh, b_ih, b_hh = _weights(gru, k)
+        if k == 0 and static_input is not None:
+            width = layer_input.size(-1)
+            static = torch.addmm(b_ih, static_input, w_ih[:, width:].t())       # (B, 3H)
+            projected = layer_input @ w_ih[:, :width].t() + static.unsqueeze(1)  # (B, T, 3H)
+        else:
+            projected = _project(layer_input, w_ih, b_ih)
+        layer_input, h = _gru_layer(projected, h0[k], w_hh, b_hh)
+        finals.append(h)
+        if gru.dropout and gru.training and k < gru.num_layers - 1:
+            layer_input = nn.functional.dropout(layer_input, gru.dropout, training=True)
+    return layer_input, torch.stack(finals)
+
+
+def unrolled_encoder(gru: nn.GRU, x: Tensor, lengths: Tensor) -> Tensor:
+    """Final states of a batch-first ``nn.GRU`` (either direction) over padded sequences.
+
+    Each row's state stops changing after its length, and the backward direction reads each
+    sequence reversed within its own length, so padding and batch neighbours change nothing:
+    the same result as packing the sequences, without the O(T^2) backward of ``nn.GRU``.
+
+    Args:
+        x: (B, T, I); lengths: (B,).
+    Returns:
+        (dirs, B, H): the last layer's final state in each direction.
+    """
+    B, T = x.shape[:2]
+    steps = torch.arange(T, device=x.device)
+    lengths = lengths.to(x.device)
+    mask = steps.unsqueeze(0) < lengths.unsqueeze(1)                              # (B, T)
+    # t -> len-1-t inside each sequence, identity on padding; it is its own inverse
+    flip = torch.where(mask, lengths.unsqueeze(1) - 1 - steps, steps)
+    h0 = x.new_zeros(B, gru.hidden_size)
+    layer_input, finals = x, []
+    for k in range(gru.num_layers):
+        finals, outputs = [], []
+        for suffix in ("", "_reverse")[:2 if gru.bidirectional else 1]:
+            w_ih, w_hh, b_ih, b_hh = _weights(gru, k, suffix)
+            seq = layer_input if not suffix else _gather_time(layer_input, flip)
+            out, h = _gru_layer(_project(seq, w_ih, b_ih), h0, w_hh, b_hh, mask)
+            outputs.append(out if not suffix else _gather_time(out, flip))
+            finals.append(h)
+        layer_input = torch.cat(outputs, dim=-1)
+        if gru.dropout and gru.training and k < gru.num_layers - 1:
+            layer_input = nn.functional.dropout(layer_input, gru.dropout, training=True)
+    return torch.stack(finals)
+
+
+def _weights(gru: nn.GRU, layer: int, suffix: str = "") -> tuple[Tensor, ...]:
+    return tuple(getattr(gru, f"{name}_l{layer}{suffix}")
+                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+
+def _project(x: Tensor, w_ih: Tensor, b_ih: Tensor) -> Tensor:
+    """Input projections of all time steps in one matrix product: (B, T, I) -> (B, T, 3H)."""
+    return torch.addmm(b_ih, x.reshape(-1, x.size(-1)), w_ih.t()).view(*x.shape[:2], -1)
+
+
+def _gather_time(x: Tensor, index: Tensor) -> Tensor:
+    """x[b, index[b, t]] for (B, T, F) x and (B, T) index."""
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.size(-1)))
+
+
+def _gru_layer(projected: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor,
+               mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Run one GRU layer over precomputed input projections (B, T, 3H) from state h (B, H).
+
+    With ``mask`` (B, T), a row's state is held where the mask is False (after its end).
+    Returns the outputs (B, T, H) and the final state (B, H).
+    """
+    H, outputs = h.size(-1), []
+    w_hh_t = w_hh.t()
+    for t, step in enumerate(projected.unbind(1)):                              # (B, 3H)
+        # split/chunk, not [:, a:b]: their backward is one cat, not a zero-fill per slice
+        input_ru, input_n = step.split((2 * H, H), dim=1)
+        hidden_ru, hidden_n = torch.addmm(b_hh, h, w_hh_t).split((2 * H, H), dim=1)
+        reset, update = torch.sigmoid(input_ru + hidden_ru).chunk(2, dim=1)
+        candidate = torch.tanh(input_n + reset * hidden_n)
+        new = candidate + update * (h - candidate)                              # (1-u) n + u h
+        h = new if mask is None else torch.where(mask[:, t:t + 1], new, h)
+        outputs.append(h)
+    return torch.stack(outputs, dim=1), h

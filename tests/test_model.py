@@ -112,3 +112,36 @@ def test_reparameterize_statistics():
     z = SeqVAE.reparameterize(mu, logvar)
     assert z.mean().item() == pytest.approx(3.0, abs=0.02)
     assert z.std().item() == pytest.approx(0.5, abs=0.02)
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_unrolled_gru_equals_nn_gru_values_and_gradients(layers):
+    from seqvae.model import unrolled_gru
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(7 + 3, 6, num_layers=layers, batch_first=True)
+    x, z, h0 = torch.randn(4, 9, 7), torch.randn(4, 3), torch.randn(layers, 4, 6)
+    ref_out, ref_h = gru(torch.cat([x, z.unsqueeze(1).expand(-1, 9, -1)], -1), h0)
+    out, h = unrolled_gru(gru, x, h0, static_input=z)
+    assert torch.allclose(out, ref_out, atol=1e-5) and torch.allclose(h, ref_h, atol=1e-5)
+    ref_grads = torch.autograd.grad(ref_out.square().sum() + ref_h.sum(), list(gru.parameters()))
+    grads = torch.autograd.grad(out.square().sum() + h.sum(), list(gru.parameters()))
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(grads, ref_grads))
+    plain_out, _ = unrolled_gru(torch.nn.GRU(7, 6, num_layers=layers, batch_first=True), x, h0)
+    assert plain_out.shape == (4, 9, 6)
+
+
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, True), (3, True)])
+def test_unrolled_encoder_equals_packed_nn_gru(layers, bidirectional):
+    from torch.nn.utils.rnn import pack_padded_sequence
+    from seqvae.model import unrolled_encoder
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(5, 4, num_layers=layers, bidirectional=bidirectional, batch_first=True)
+    x, lengths = torch.randn(3, 8, 5), torch.tensor([8, 3, 6])
+    _, h_n = gru(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    dirs = 2 if bidirectional else 1
+    expected = h_n.view(layers, dirs, 3, 4)[-1]
+    got = unrolled_encoder(gru, x, lengths)
+    assert torch.allclose(got, expected, atol=1e-5)
+    g1 = torch.autograd.grad(expected.square().sum(), list(gru.parameters()))
+    g2 = torch.autograd.grad(got.square().sum(), list(gru.parameters()))
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(g1, g2))
