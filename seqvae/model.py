@@ -88,7 +88,8 @@ class SeqVAE(nn.Module):
             dirs = 2 if self.config.bidirectional else 1
             last = h_n.view(self.config.encoder_layers, dirs, *h_n.shape[1:])[-1]
         summary = torch.cat(list(last), dim=-1)                             # (B, dirs * H)
-        return self.to_mu(summary), self.to_logvar(summary)
+        # fp32 even under bf16 autocast: the KL and the noise of z need the precision
+        return self.to_mu(summary).float(), self.to_logvar(summary).float()
 
     @staticmethod
     def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -236,6 +237,7 @@ def _gru_layer(projected: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor,
     Returns the outputs (B, T, H) and the final state (B, H).
     """
     H, outputs = h.size(-1), []
+    h = h.float()  # the state accumulates over time: keep it fp32 under bf16 autocast
     w_hh_t = w_hh.t()
     for t, step in enumerate(projected.unbind(1)):                              # (B, 3H)
         # split/chunk, not [:, a:b]: their backward is one cat, not a zero-fill per slice

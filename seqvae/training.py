@@ -308,7 +308,9 @@ def _backward(model: SeqVAE, tokens: torch.Tensor, lengths: torch.Tensor, beta: 
     pad, oc = model.pad_id, config.objective
     inputs = tokens[:, :-1]
     inputs = word_dropout(inputs, oc.word_dropout, UNK_ID, keep=(inputs == BOS_ID) | (inputs == pad))
-    out = model(tokens, lengths, decoder_inputs=inputs)
+    with torch.autocast(tokens.device.type, dtype=torch.bfloat16,
+                        enabled=config.train.precision == "bf16"):
+        out = model(tokens, lengths, decoder_inputs=inputs)
     rec = reconstruction_nll(out.logits, tokens[:, 1:], pad)
     kl_dim = gaussian_kl(out.mu, out.logvar)
     loss = vae_loss(rec, kl_dim, beta, oc.free_bits)

@@ -139,3 +139,13 @@ def test_repeated_non_finite_steps_stop_with_a_message(tmp_path, smiles_file, mo
     _poison_losses(monkeypatch, set(range(1000)))
     with pytest.raises(SeqVAEError, match="non-finite steps in a row"):
         train(tiny_config(smiles_file, epochs=10), tmp_path, log=quiet, progress=False)
+
+
+def test_bf16_training_follows_fp32(tmp_path, smiles_file):
+    fp32 = train(tiny_config(smiles_file, max_steps=16), tmp_path / "fp32", log=quiet, progress=False)
+    bf16 = train(tiny_config(smiles_file, max_steps=16, precision="bf16"), tmp_path / "bf16",
+                 log=quiet, progress=False)
+    assert bf16["best_valid_elbo"] == pytest.approx(fp32["best_valid_elbo"], rel=0.03)
+    assert bf16["best_valid_elbo"] != fp32["best_valid_elbo"]  # bf16 really was used
+    weights = load_checkpoint(tmp_path / "bf16" / "model.pt").model.state_dict()
+    assert all(w.dtype == torch.float32 for w in weights.values())  # fp32 master weights
