@@ -23,7 +23,7 @@ from .data import bucketed_batches, collate, prepare_data
 from .decoding import decode
 from .model import SeqVAE
 from .schedules import kl_weight
-from .training import _backward
+from .training import _backward, make_optimizer
 
 
 def matmul_peak_gflops(n: int = 2048, seconds: float = 2.0) -> float:
@@ -72,7 +72,7 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
     data = prepare_data(config.data, config.tokenizer, log=log)
     tok, split = data.tokenizer, data.splits["train"]
     model = SeqVAE(config.model, tok.vocab_size, tok.pad_id).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    optimizer = make_optimizer(model, config.train.lr)
     batches = bucketed_batches(split.lengths, config.train.batch_size, config.train.seed, 0)
     if len(batches) < warmup + steps:
         batches = batches * ((warmup + steps) // len(batches) + 1)

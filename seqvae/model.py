@@ -169,8 +169,9 @@ def unrolled_gru(gru: nn.GRU, x: Tensor, h0: Tensor,
         w_ih, w_hh, b_ih, b_hh = _weights(gru, k)
         if k == 0 and static_input is not None:
             width = layer_input.size(-1)
-            static = torch.addmm(b_ih, static_input, w_ih[:, width:].t())       # (B, 3H)
-            projected = layer_input @ w_ih[:, :width].t() + static.unsqueeze(1)  # (B, T, 3H)
+            w_x, w_static = w_ih.split((width, w_ih.size(1) - width), dim=1)
+            static = nn.functional.linear(static_input, w_static, b_ih)          # (B, 3H)
+            projected = nn.functional.linear(layer_input, w_x) + static.unsqueeze(1)  # (B, T, 3H)
         else:
             projected = _project(layer_input, w_ih, b_ih)
         layer_input, h = _gru_layer(projected, h0[k], w_hh, b_hh)
@@ -221,7 +222,7 @@ def _weights(gru: nn.GRU, layer: int, suffix: str = "") -> tuple[Tensor, ...]:
 
 def _project(x: Tensor, w_ih: Tensor, b_ih: Tensor) -> Tensor:
     """Input projections of all time steps in one matrix product: (B, T, I) -> (B, T, 3H)."""
-    return torch.addmm(b_ih, x.reshape(-1, x.size(-1)), w_ih.t()).view(*x.shape[:2], -1)
+    return nn.functional.linear(x, w_ih, b_ih)
 
 
 def _gather_time(x: Tensor, index: Tensor) -> Tensor:
@@ -238,11 +239,11 @@ def _gru_layer(projected: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor,
     """
     H, outputs = h.size(-1), []
     h = h.float()  # the state accumulates over time: keep it fp32 under bf16 autocast
-    w_hh_t = w_hh.t()
     for t, step in enumerate(projected.unbind(1)):                              # (B, 3H)
         # split/chunk, not [:, a:b]: their backward is one cat, not a zero-fill per slice
         input_ru, input_n = step.split((2 * H, H), dim=1)
-        hidden_ru, hidden_n = torch.addmm(b_hh, h, w_hh_t).split((2 * H, H), dim=1)
+        # linear() on the leaf weight, so bf16 autocast casts it once, not at every step
+        hidden_ru, hidden_n = nn.functional.linear(h, w_hh, b_hh).split((2 * H, H), dim=1)
         reset, update = torch.sigmoid(input_ru + hidden_ru).chunk(2, dim=1)
         candidate = torch.tanh(input_n + reset * hidden_n)
         new = candidate + update * (h - candidate)                              # (1-u) n + u h

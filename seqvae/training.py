@@ -155,7 +155,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
     tokenizer = data.tokenizer
     model = resumed.model.train() if resumed else SeqVAE(config.model, tokenizer.vocab_size,
                                                          tokenizer.pad_id).to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    optimizer = make_optimizer(model, tc.lr)
     state = TrainState()
     if resumed:
         optimizer.load_state_dict(resumed.blob["optimizer"])
@@ -294,6 +294,14 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def make_optimizer(model: SeqVAE, lr: float) -> torch.optim.Adam:
+    """Adam; its fused kernel (one pass over all parameters) where torch has one."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError):  # older torch, or a device without the fused kernel
+        return torch.optim.Adam(model.parameters(), lr=lr)
 
 
 def _backward(model: SeqVAE, tokens: torch.Tensor, lengths: torch.Tensor, beta: float,
