@@ -50,37 +50,45 @@ class TrainedVAE:
     def problems(self, texts: Sequence[str]) -> dict[int, str]:
         """Inputs the model cannot encode: {index: reason}. Empty ones, and for SMILES models
         those RDKit cannot parse (decoding them back could not be compared to anything)."""
+        return self._inspect(texts)[1]
+
+    def _inspect(self, texts: Sequence[str]) -> tuple[list[list[int]], dict[int, str]]:
+        """Token ids of each input, and the problems of those that cannot be encoded."""
         if isinstance(texts, str):
             raise TypeError("pass a list of strings, not a single string")
-        found = {}
-        for i, ids in enumerate(self.tokenizer.encode_batch(list(texts))):
-            if not ids:
-                found[i] = "empty"
-            elif self.kind == "smiles":
-                from .chemistry import is_valid
-                if not is_valid(texts[i]):
-                    found[i] = "not a valid SMILES (RDKit cannot parse it)"
-        return found
+        ids = self.tokenizer.encode_batch(list(texts))
+        found = {i: "empty" for i, seq in enumerate(ids) if not seq}
+        if self.kind == "smiles":
+            from .chemistry import is_valid
+            found.update({i: "not a valid SMILES (RDKit cannot parse it)"
+                          for i, seq in enumerate(ids) if seq and not is_valid(texts[i])})
+        return ids, dict(sorted(found.items()))
 
     def unknown_tokens(self, texts: Sequence[str]) -> list[int]:
         """How many tokens of each input the tokenizer never saw in training (encoded as <unk>)."""
         unk = self.tokenizer.unk_id
         return [ids.count(unk) for ids in self.tokenizer.encode_batch(list(texts))]
 
-    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
-        bad = self.problems(texts)
+    def _ids(self, texts: Sequence[str], check: bool = True) -> list[list[int]]:
+        if not check:
+            return self.tokenizer.encode_batch(list(texts))
+        ids, bad = self._inspect(texts)
         if bad:
             i, reason = next(iter(bad.items()))
             raise SeqVAEError(f"input {i + 1} ({texts[i]!r}) is {reason}; "
                               f"give a non-empty, valid {'SMILES' if self.kind == 'smiles' else 'sentence'}"
                               + (f" ({len(bad)} such inputs in all)" if len(bad) > 1 else ""))
-        return self.tokenizer.encode_batch(list(texts))
+        return ids
 
     @torch.inference_mode()
-    def encode(self, texts: Sequence[str], batch_size: int = 512,
-               progress: bool = False) -> np.ndarray:
-        """Posterior means E_q[z|x]: N strings -> (N, D) float32."""
-        ids = self._ids(texts)
+    def encode(self, texts: Sequence[str], batch_size: int = 512, progress: bool = False,
+               check: bool = True) -> np.ndarray:
+        """Posterior means E_q[z|x]: N strings -> (N, D) float32.
+
+        With ``check`` (the default) empty inputs, and invalid SMILES for SMILES models, raise
+        :class:`SeqVAEError`; pass False for inputs already checked with :meth:`problems`.
+        """
+        ids = self._ids(texts, check)
         out = []
         for start in tqdm(range(0, len(ids), batch_size), disable=not progress, unit="batch",
                           desc="encoding"):
@@ -134,9 +142,10 @@ class TrainedVAE:
         return {"samples": samples, "valid_flags": [is_valid(s) for s in samples],
                 **validity_and_uniqueness(samples)}
 
-    def reconstruct(self, texts: Sequence[str], method: str = "greedy", **kwargs) -> list[str]:
+    def reconstruct(self, texts: Sequence[str], method: str = "greedy", check: bool = True,
+                    **kwargs) -> list[str]:
         """Encode each string to its posterior mean and decode it back."""
-        return self.decode(self.encode(texts), method=method, **kwargs)
+        return self.decode(self.encode(texts, check=check), method=method, **kwargs)
 
 
 def load(path: str | Path, device: str = "auto") -> TrainedVAE:
