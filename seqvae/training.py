@@ -186,6 +186,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
         save_checkpoint(out / name, **checkpoint_args,
                         train_state={**asdict(state), "torch_rng": torch.get_rng_state()})
 
+    latest_validation: dict[str, float] = {}
+
     def validate() -> dict[str, float]:
         result = evaluate_elbo(model, valid_split, max_examples=tc.max_val_examples, seed=tc.seed)
         improved = result["elbo"] > state.best_val_elbo
@@ -197,6 +199,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
         metrics.write(step=state.step, epoch=state.epoch, split="valid", rec=result["rec"],
                       kl=result["kl"], elbo=result["elbo"], nll_per_token=result["nll_per_token"],
                       seconds=state.seconds)
+        latest_validation.update(result, step=state.step)
         log(f"valid  step {state.step:>7}  rec {result['rec']:8.3f}  kl {result['kl']:7.3f}  "
             f"elbo {result['elbo']:9.3f}  nll/token {result['nll_per_token']:.4f}"
             + ("  (best, saved model.pt)" if improved else ""))
@@ -278,7 +281,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
             save("last.pt")
     bar.close()
     state.seconds = time.perf_counter() - t_start
-    final = validate() if last_validated_step != state.step else None
+    if last_validated_step != state.step:
+        validate()
     save("last.pt")
     if not (out / "model.pt").exists():  # only when no validation ever improved on -inf
         save("model.pt")
@@ -290,7 +294,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
         "steps": state.step, "epochs_completed": state.epoch, "train_seconds": round(state.seconds, 1),
         "skipped_steps": state.skipped_steps, "best_valid_elbo": state.best_val_elbo,
         "best_step": best.blob["train_state"].get("step"),
-        "final_valid": final, "run_dir": str(out),
+        "final_valid": latest_validation, "run_dir": str(out),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

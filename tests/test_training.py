@@ -21,6 +21,8 @@ def test_a_run_writes_its_folder_and_learns(tmp_path, smiles_file):
                  "summary.json"):
         assert (tmp_path / name).exists(), name
     assert summary["steps"] == 24
+    # the last validation fell on the last step (an epoch end) and is still reported
+    assert summary["final_valid"]["step"] == 24 and summary["final_valid"]["n"] == 50
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     train_rows = [r for r in rows if r["split"] == "train"]
     valid_rows = [r for r in rows if r["split"] == "valid"]
