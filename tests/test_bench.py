@@ -40,3 +40,30 @@ def test_bench_reports_every_figure(smiles_file):
     json.dumps(result)
     table = format_bench({"seqvae": result, "peer": {"train_tok_per_s": result["train_tok_per_s"] / 2}})
     assert "2.00x" in table
+
+
+def test_bench_command_with_a_peer(tmp_path, smiles_file, capsys):
+    from seqvae.cli import main
+    peer = tmp_path / "peer.sh"
+    peer.write_text('echo "setting up" >&2\n'
+                    'echo \'{"peer": "fake", "train_tok_per_s": 10.0, "sample_mol_per_s": 2.0}\'\n')
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--preset", "cpu-small", "--data", str(smiles_file), "--steps", "1",
+               "--warmup", "1", "--n-sample", "8", "--n-encode", "16", "--batch-size", "64",
+               "--decoder-hidden", "32", "--encoder-hidden", "32", "--threads", "1",
+               "--peer", str(peer), "--json", str(out)])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert result["peer"]["peer"] == "fake" and result["seqvae"]["train_tok_per_s"] > 0
+    table = capsys.readouterr().out
+    ratio = result["seqvae"]["train_tok_per_s"] / 10.0
+    assert f"{ratio:.2f}x" in table
+
+
+def test_a_failing_peer_is_one_clear_error(tmp_path):
+    from seqvae.bench import run_peer
+    from seqvae.errors import SeqVAEError
+    peer = tmp_path / "peer.sh"
+    peer.write_text('echo "no moses here" >&2\nexit 3\n')
+    with pytest.raises(SeqVAEError, match="no moses here"):
+        run_peer(peer, batch=8, steps=1, n_sample=1, log=lambda _: None)
