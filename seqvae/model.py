@@ -200,7 +200,7 @@ def unrolled_encoder(gru: nn.GRU, x: Tensor, lengths: Tensor) -> Tensor:
     # t -> len-1-t inside each sequence, identity on padding; it is its own inverse
     flip = torch.where(mask, lengths.unsqueeze(1) - 1 - steps, steps)
     h0 = x.new_zeros(B, gru.hidden_size)
-    layer_input, finals = x, []
+    layer_input = x
     for k in range(gru.num_layers):
         finals, outputs = [], []
         for suffix in ("", "_reverse")[:2 if gru.bidirectional else 1]:
