@@ -41,13 +41,16 @@ class SeqVAE(nn.Module):
         emb = config.embedding_dim or vocab_size  # 0 means one-hot-sized, as the MOSES VAE
         c = config
         self.embedding = nn.Embedding(vocab_size, emb, padding_idx=pad_id)
-        self.encoder = nn.GRU(emb, c.encoder_hidden, num_layers=c.encoder_layers,
-                              bidirectional=c.bidirectional, batch_first=True,
-                              dropout=c.dropout if c.encoder_layers > 1 else 0.0)
-        enc_out = c.encoder_hidden * (2 if c.bidirectional else 1)
-        self.to_mu = nn.Linear(enc_out, c.latent_dim)
-        self.to_logvar = nn.Linear(enc_out, c.latent_dim)
-        self.latent_to_hidden = nn.Linear(c.latent_dim, c.decoder_layers * c.decoder_hidden)
+        if self.has_latent:
+            self.encoder = nn.GRU(emb, c.encoder_hidden, num_layers=c.encoder_layers,
+                                  bidirectional=c.bidirectional, batch_first=True,
+                                  dropout=c.dropout if c.encoder_layers > 1 else 0.0)
+            enc_out = c.encoder_hidden * (2 if c.bidirectional else 1)
+            self.to_mu = nn.Linear(enc_out, c.latent_dim)
+            self.to_logvar = nn.Linear(enc_out, c.latent_dim)
+            self.latent_to_hidden = nn.Linear(c.latent_dim, c.decoder_layers * c.decoder_hidden)
+        else:  # a plain GRU language model: no encoder, a learned initial state
+            self.initial_state = nn.Parameter(torch.zeros(c.decoder_layers * c.decoder_hidden))
         self.decoder = nn.GRU(emb + c.latent_dim, c.decoder_hidden, num_layers=c.decoder_layers,
                               batch_first=True,
                               dropout=c.dropout if c.decoder_layers > 1 else 0.0)
@@ -58,6 +61,12 @@ class SeqVAE(nn.Module):
             self.output_bias = nn.Parameter(torch.zeros(vocab_size))
         else:
             self.output_projection = nn.Linear(c.decoder_hidden, vocab_size)
+
+    @property
+    def has_latent(self) -> bool:
+        """False for ``latent_dim == 0``: the same decoder trained as a language model, the
+        baseline a VAE's likelihood is compared with. Its z is (B, 0) and its KL zero."""
+        return self.config.latent_dim > 0
 
     @property
     def device(self) -> torch.device:
@@ -78,6 +87,9 @@ class SeqVAE(nn.Module):
         Returns:
             mu, logvar: (B, D) each.
         """
+        if not self.has_latent:
+            empty = torch.zeros(tokens.size(0), 0, device=tokens.device)
+            return empty, empty
         emb = self.embedding(tokens)
         if self._unroll(emb):
             last = unrolled_encoder(self.encoder, emb, lengths)             # (dirs, B, H)
@@ -99,7 +111,10 @@ class SeqVAE(nn.Module):
     def initial_hidden(self, z: Tensor) -> Tensor:
         """Decoder state at step 0 from z: (B, D) -> (L, B, H)."""
         L, H = self.config.decoder_layers, self.config.decoder_hidden
-        h = torch.tanh(self.latent_to_hidden(z))            # (B, L * H)
+        if self.has_latent:
+            h = torch.tanh(self.latent_to_hidden(z))        # (B, L * H)
+        else:
+            h = torch.tanh(self.initial_state).expand(z.size(0), -1)
         return h.view(z.size(0), L, H).transpose(0, 1).contiguous()
 
     def forward_decoder(self, inputs: Tensor, z: Tensor,
@@ -115,18 +130,57 @@ class SeqVAE(nn.Module):
         Returns:
             logits (B, T, V) and the final state (L, B, H).
         """
+        states, hidden = self.decoder_states(inputs, z, hidden)
+        return self.project(states), hidden
+
+    def decoder_states(self, inputs: Tensor, z: Tensor,
+                       hidden: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The decoder GRU's top-layer outputs before the vocabulary projection.
+
+        Args as :meth:`forward_decoder`. Returns (B, T, H) outputs and the state (L, B, H).
+        """
         if hidden is None:
             hidden = self.initial_hidden(z)
         emb = self.embedding(inputs)                                   # (B, T, E)
         if inputs.size(1) > 1 and self._unroll(emb):
-            out, hidden = unrolled_gru(self.decoder, emb, hidden, static_input=z)
-        else:  # decoding steps, inference, or cuDNN on a GPU
-            z_steps = z.unsqueeze(1).expand(-1, inputs.size(1), -1)    # (B, T, D)
-            out, hidden = self.decoder(torch.cat([emb, z_steps], dim=-1), hidden)
-        out = self.output_projection(self.output_dropout(out))
+            return unrolled_gru(self.decoder, emb, hidden, static_input=z)
+        # decoding steps, inference, or cuDNN on a GPU
+        z_steps = z.unsqueeze(1).expand(-1, inputs.size(1), -1)        # (B, T, D)
+        return self.decoder(torch.cat([emb, z_steps], dim=-1), hidden)
+
+    def project(self, states: Tensor) -> Tensor:
+        """Vocabulary scores of decoder outputs: (..., H) -> (..., V)."""
+        out = self.output_projection(self.output_dropout(states))
         if self.config.tie_weights:
             out = out @ self.embedding.weight.t() + self.output_bias
-        return out, hidden
+        return out
+
+    def log_likelihood(self, tokens: Tensor, z: Tensor, max_scores: int = 2 ** 25) -> Tensor:
+        """log p(x|z) of whole sequences, summed over their tokens (<eos> included).
+
+        Scores only the real target positions, a slice at a time, so that at most about
+        ``max_scores`` vocabulary scores exist at once: this is what makes importance
+        sampling with hundreds of z per sequence fit in memory.
+
+        Args:
+            tokens: (B, T) padded ``[<bos>, ..., <eos>]`` ids.
+            z: (B, D).
+        Returns:
+            (B,) nats (fp32).
+        """
+        states, _ = self.decoder_states(tokens[:, :-1], z)            # (B, T-1, H)
+        targets = tokens[:, 1:]
+        real = targets != self.pad_id
+        rows = real.nonzero(as_tuple=True)[0]                          # (N,) row of each target
+        flat_states, flat_targets = states[real], targets[real]        # (N, H), (N,)
+        total = torch.zeros(tokens.size(0), device=tokens.device)
+        step = max(1, max_scores // self.vocab_size)
+        for start in range(0, flat_targets.numel(), step):
+            logits = self.project(flat_states[start:start + step]).float()
+            logp = -nn.functional.cross_entropy(logits, flat_targets[start:start + step],
+                                                reduction="none")
+            total.index_add_(0, rows[start:start + step], logp)
+        return total
 
     def forward(self, tokens: Tensor, lengths: Tensor,
                 decoder_inputs: Tensor | None = None) -> VAEOutput:

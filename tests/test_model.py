@@ -145,3 +145,32 @@ def test_unrolled_encoder_equals_packed_nn_gru(layers, bidirectional):
     g1 = torch.autograd.grad(expected.square().sum(), list(gru.parameters()))
     g2 = torch.autograd.grad(got.square().sum(), list(gru.parameters()))
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(g1, g2))
+
+
+@pytest.mark.parametrize("changes", [{}, {"tie_weights": True, "decoder_layers": 2}])
+def test_log_likelihood_matches_the_teacher_forced_scores(changes):
+    from seqvae.objective import reconstruction_nll
+    model = tiny(**changes)
+    tokens, lengths = batch([6, 4, 9])
+    z = torch.randn(3, 5)
+    with torch.no_grad():
+        logits, _ = model.forward_decoder(tokens[:, :-1], z)
+        expected = -reconstruction_nll(logits, tokens[:, 1:], pad_id=0)
+        assert torch.allclose(model.log_likelihood(tokens, z), expected, atol=1e-5)
+        # scored a few tokens at a time: the same sums
+        assert torch.allclose(model.log_likelihood(tokens, z, max_scores=2 * V), expected, atol=1e-5)
+
+
+def test_latent_dim_zero_is_a_language_model():
+    model = tiny(latent_dim=0)
+    assert not model.has_latent
+    assert not any(name.startswith(("encoder", "to_mu")) for name, _ in model.named_parameters())
+    tokens, lengths = batch([6, 4, 9])
+    model.train()
+    out = model(tokens, lengths)                      # training path (unrolled GRU)
+    assert out.mu.shape == out.z.shape == (3, 0)
+    out.logits.sum().backward()
+    assert model.initial_state.grad is not None
+    model.eval()
+    with torch.no_grad():                             # inference path (nn.GRU) agrees
+        assert torch.allclose(model(tokens, lengths).logits, out.logits.detach(), atol=1e-5)
