@@ -123,9 +123,7 @@ class TrainedVAE:
     def sample(self, n: int, temperature: float = 1.0, method: str = "sample",
                seed: int | None = None, progress: bool = False, **kwargs) -> list[str]:
         """n strings decoded from z ~ N(0, I) (temperature sampling by default)."""
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        z = torch.randn(n, self.latent_dim, generator=generator)
-        return self.decode(z, method=method, temperature=temperature, seed=seed,
+        return self.decode(self.prior_codes(n, seed), method=method, temperature=temperature, seed=seed,
                            progress=progress, **kwargs)
 
     def sample_quality(self, n: int = 1000, seed: int = 0) -> dict:
@@ -141,6 +139,37 @@ class TrainedVAE:
         from .chemistry import is_valid, validity_and_uniqueness
         return {"samples": samples, "valid_flags": [is_valid(s) for s in samples],
                 **validity_and_uniqueness(samples)}
+
+    def interpolate(self, start: str | np.ndarray, end: str | np.ndarray, steps: int = 8,
+                    path: str = "linear", method: str = "greedy", seed: int | None = None,
+                    **kwargs) -> list[str]:
+        """Decode evenly spaced points on a latent path (Bowman et al. 2016).
+
+        Args:
+            start, end: sentences/SMILES (encoded to their posterior means) or codes (D,).
+            steps: points on the path, both endpoints included.
+            path: ``linear`` or ``slerp`` (see :mod:`seqvae.interpolation`).
+            method: how each point is decoded (greedy, beam or sample).
+        Returns:
+            ``steps`` strings, from start to end.
+        """
+        from .interpolation import path as latent_path
+        self.require_latent("interpolate")
+        ends = [self.encode([x])[0] if isinstance(x, str) else np.asarray(x, np.float32)
+                for x in (start, end)]
+        return self.decode(latent_path(ends[0], ends[1], steps, path), method=method,
+                           seed=seed, **kwargs)
+
+    def prior_codes(self, n: int, seed: int | None = None) -> np.ndarray:
+        """n codes z ~ N(0, I): (n, D) float32."""
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return torch.randn(n, self.latent_dim, generator=generator).numpy()
+
+    def require_latent(self, verb: str) -> None:
+        """A language model (trained with --no-latent) has no latent space to work in."""
+        if self.latent_dim == 0:
+            raise SeqVAEError(f"cannot {verb}: this model was trained without a latent "
+                              "(--no-latent); use a VAE checkpoint")
 
     def reconstruct(self, texts: Sequence[str], method: str = "greedy", check: bool = True,
                     **kwargs) -> list[str]:

@@ -4,6 +4,8 @@
     seqvae sample runs/moses/model.pt -n 10
     seqvae encode runs/moses/model.pt molecules.smi -o z.npy
     seqvae reconstruct runs/moses/model.pt molecules.smi
+    seqvae evaluate runs/ptb/model.pt --split test --k 500
+    seqvae interpolate runs/ptb/model.pt "the market fell" "he said it was fine"
 """
 from __future__ import annotations
 
@@ -91,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=1000,
                    help="prior samples drawn at the end to report validity/uniqueness")
     _add_config_flags(p)
+    p.add_argument("--no-latent", dest="model.latent_dim", action="store_const", const=0,
+                   default=argparse.SUPPRESS,
+                   help="train the same decoder as a plain GRU language model, without z "
+                   "(the baseline for seqvae evaluate); the same as --latent-dim 0")
     p.epilog = ("Presets: " + "; ".join(f"{name}: {PRESET_NOTES[name]}" for name in PRESETS)
                 + ". The README documents every preset value.")
 
@@ -121,6 +127,51 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip (and count) empty or invalid lines instead of stopping")
     p.add_argument("-o", "--output", type=Path, help="write a TSV of input and reconstruction")
     p.add_argument("--device", default="auto")
+    p = sub.add_parser("evaluate", help="likelihood, latent usage and reconstruction of a model",
+                       description="Importance-weighted NLL and perplexity, ELBO (reconstruction "
+                       "and KL), mutual information I(x;z), active units, and greedy "
+                       "reconstruction (exact match, BLEU-4) on a split of the training corpus "
+                       "or on a file. Prints a table and writes JSON.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--split", default="test", help="split of the model's own corpus")
+    p.add_argument("--file", type=Path, default=None,
+                   help="evaluate the lines of this file instead of a split")
+    p.add_argument("--column", default=None, help="CSV column of --file")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="skip (and count) empty or invalid lines of --file instead of stopping")
+    p.add_argument("--k", type=int, default=500,
+                   help="importance samples per sequence (500 for final numbers; fewer for "
+                   "quick looks; a model without a latent is exact with 1)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N sequences")
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per batch")
+    p.add_argument("--seed", type=int, default=0, help="seed of the importance samples")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="JSON results (default: next to the checkpoint, evaluate-SPLIT-kK.json)")
+    p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("interpolate", help="decode points on a latent path between two sentences",
+                       description="Encode two sentences (or SMILES) to their posterior means, "
+                       "walk a path between them, and decode each point (Bowman et al. 2016).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("endpoints", nargs="*", metavar="SENTENCE",
+                   help="the two endpoints (quote each one)")
+    p.add_argument("--random", action="store_true",
+                   help="interpolate between two samples from the prior instead")
+    p.add_argument("--test-pairs", type=int, default=None, metavar="N",
+                   help="instead: for N random pairs of test sentences, report the share whose "
+                   "two endpoints decode back to themselves, and show a few paths")
+    p.add_argument("--steps", type=int, default=8, help="points on the path, endpoints included")
+    p.add_argument("--path", choices=("linear", "slerp"), default="linear")
+    p.add_argument("--decode", choices=("greedy", "beam", "sample"), default="greedy",
+                   help="how each point is decoded")
+    p.add_argument("--beam-size", type=int, default=5)
+    p.add_argument("--temperature", type=float, default=1.0, help="for --decode sample")
+    p.add_argument("--seed", type=int, default=0, help="for --random, --test-pairs and sampling")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--device", default="auto")
+
     p = sub.add_parser("bench", help="measure training, sampling and encoding throughput",
                        description="Time training (real length-bucketed batches, warm-up "
                        "excluded), prior sampling and encoding, and compare the achieved "
@@ -283,6 +334,111 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .api import load
+    from .data import TokenizedSplit
+    from .errors import SeqVAEError
+    from .evaluation import evaluate_sequences, format_table, load_split
+    if args.k < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        raise SeqVAEError("--k, --batch-size and --limit must be at least 1")
+    vae = load(args.checkpoint, device=args.device)
+    if args.file:
+        texts = _read_inputs(vae, args)
+        split, name = TokenizedSplit.from_lists(vae.tokenizer.encode_batch(texts)), args.file.name
+    else:
+        split, name = load_split(vae, args.split, log=_err), args.split
+    if args.limit:
+        split = split.subset(args.limit)
+    if len(split) == 0:
+        raise SeqVAEError(f"nothing to evaluate in {name}")
+    results = evaluate_sequences(vae, split, k=args.k, seed=args.seed,
+                                 batch_size=args.batch_size, progress=True)
+    results = {"checkpoint": str(args.checkpoint), "data": name, **results}
+    print(format_table(results, f"seqvae evaluate {args.checkpoint} on {name}"))
+    output = args.output or args.checkpoint.parent / f"evaluate-{Path(name).stem}-k{results['k']}.json"
+    output.write_text(json.dumps(results, indent=2))
+    _err(f"seqvae: wrote {output}")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from .api import load
+    from .errors import SeqVAEError
+    if args.steps < 2:
+        raise SeqVAEError("--steps must be at least 2 (the two endpoints)")
+    modes = bool(args.endpoints) + args.random + (args.test_pairs is not None)
+    if modes != 1 or (args.endpoints and len(args.endpoints) != 2):
+        raise SeqVAEError('give two sentences ("a" "b"), or --random, or --test-pairs N')
+    vae = load(args.checkpoint, device=args.device)
+    vae.require_latent("interpolate")
+    options = dict(steps=args.steps, path=args.path, method=args.decode, seed=args.seed,
+                   beam_size=args.beam_size, temperature=args.temperature)
+    if args.test_pairs is not None:
+        return _interpolate_test_pairs(vae, args, options)
+    if args.random:
+        start, end = vae.prior_codes(2, seed=args.seed)
+        shown = ["(prior sample)", "(prior sample)"]
+    else:
+        start, end = args.endpoints
+        bad = vae.problems([start, end])
+        if bad:
+            i, reason = next(iter(bad.items()))
+            raise SeqVAEError(f"endpoint {i + 1} ({args.endpoints[i]!r}) is {reason}")
+        _note_unknown(vae, [start, end])
+        shown = [start, end]
+    decoded = vae.interpolate(start, end, **options)
+    if args.json:
+        print(json.dumps({"start": shown[0], "end": shown[1], "path": args.path,
+                          "decode": args.decode, "points": decoded}))
+    else:
+        print(f"{args.path} path, {args.steps} points, {args.decode} decoding")
+        print(f"  from: {shown[0]}")
+        for i, text in enumerate(decoded):
+            print(f"  {i:>3}  {text}")
+        print(f"    to: {shown[1]}")
+    return 0
+
+
+def _interpolate_test_pairs(vae, args: argparse.Namespace, options: dict) -> int:
+    from .errors import SeqVAEError
+    from .evaluation import endpoint_recovery, load_split
+    if args.test_pairs < 1:
+        raise SeqVAEError("--test-pairs must be at least 1")
+    split = load_split(vae, "test", log=_err)
+    texts = [vae.tokenizer.decode(split[i].tolist()) for i in range(len(split))]
+    result = endpoint_recovery(vae, texts, pairs=args.test_pairs, seed=args.seed)
+    examples = [{"start": texts[a], "end": texts[b],
+                 "points": vae.interpolate(texts[a], texts[b], **options)}
+                for a, b in result["chosen"][:3]]
+    if args.json:
+        print(json.dumps({**result, "examples": examples}))
+        return 0
+    for example in examples:
+        print(f"from: {example['start']}")
+        for i, text in enumerate(example["points"]):
+            print(f"  {i:>3}  {text}")
+        print(f"  to: {example['end']}\n")
+    print(f"{result['recovered_pairs']} of {result['pairs']} random test pairs "
+          f"({result['share']:.0%}) decode back to both of their own endpoints "
+          f"(greedy decoding of the posterior mean; {result['sentences_recovered']:.0%} of the "
+          "sentences involved come back exactly)")
+    return 0
+
+
+def _note_unknown(vae, texts: Sequence[str]) -> None:
+    """Say which inputs have tokens outside the vocabulary (they are read as <unk>)."""
+    for text, count in zip(texts, vae.unknown_tokens(texts)):
+        if count:
+            _err(f"seqvae: note: {count} token(s) of {text!r} are outside the model's vocabulary "
+                 "and are read as <unk>" + (" (the vocabulary is lower-case)"
+                                            if text != text.lower() and _lowercase_vocab(vae) else ""))
+
+
+def _lowercase_vocab(vae) -> bool:
+    tokens = getattr(vae.tokenizer, "tokens", None) or []
+    return bool(tokens) and all(t == t.lower() for t in tokens if not t.startswith("<"))
+
+
 def _write_lines(lines: Sequence[str], path: Path | None) -> None:
     if path is None:
         for line in lines:
@@ -297,7 +453,8 @@ def _err(message: str) -> None:
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "encode": cmd_encode,
-            "reconstruct": cmd_reconstruct, "bench": cmd_bench}
+            "reconstruct": cmd_reconstruct, "evaluate": cmd_evaluate,
+            "interpolate": cmd_interpolate, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

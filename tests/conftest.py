@@ -37,3 +37,33 @@ def trained_smiles_run(tmp_path_factory):
     finally:
         mp.undo()
     return out
+
+
+def _train_tiny(tmp_path_factory, name: str, source: Path, **changes):
+    from seqvae.training import train
+    from helpers import tiny_config
+    out = tmp_path_factory.mktemp(name)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SEQVAE_CACHE", str(tmp_path_factory.mktemp(f"{name}_cache")))
+    try:
+        config = tiny_config(source, max_steps=16)
+        for section, values in changes.items():
+            config = config.override(section, **values)
+        train(config, out, log=lambda _: None, progress=False)
+    finally:
+        mp.undo()
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_text_run(tmp_path_factory):
+    """A tiny word-level VAE trained for a few steps on the PTB sample; read-only."""
+    return _train_tiny(tmp_path_factory, "text_run", DATA / "ptb_sample.txt",
+                       model={"latent_dim": 4})
+
+
+@pytest.fixture(scope="session")
+def trained_text_lm(tmp_path_factory):
+    """The same, trained as a language model without a latent (--no-latent); read-only."""
+    return _train_tiny(tmp_path_factory, "text_lm", DATA / "ptb_sample.txt",
+                       model={"latent_dim": 0})

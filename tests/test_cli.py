@@ -11,7 +11,7 @@ from seqvae.config import preset
 
 
 def test_every_command_has_help():
-    for command in ("train", "sample", "encode", "reconstruct"):
+    for command in ("train", "sample", "encode", "reconstruct", "evaluate", "interpolate"):
         with pytest.raises(SystemExit) as exc:
             main([command, "--help"])
         assert exc.value.code == 0
@@ -21,7 +21,7 @@ def test_console_script_is_installed():
     exe = shutil.which("seqvae")
     assert exe, "the seqvae console script is not on PATH: pip install -e ."
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("train", "sample", "encode", "reconstruct"):
+    for command in ("train", "sample", "encode", "reconstruct", "evaluate", "interpolate"):
         assert command in out
 
 
@@ -110,3 +110,57 @@ def test_bad_flag_values_get_one_line(tmp_path, smiles_file, capsys):
     assert rc == 2 and "--batch-size must be at least 1" in capsys.readouterr().err
     rc = main(["sample", str(tmp_path / "r" / "model.pt"), "-n", "0"])
     assert rc == 2 and "-n must be at least 1" in capsys.readouterr().err
+
+
+def test_no_latent_flag_sets_latent_dim_zero():
+    args = build_parser().parse_args(["train", "--out", "x", "--preset", "ptb", "--no-latent"])
+    assert config_from_args(args, preset("ptb")).model.latent_dim == 0
+
+
+def test_evaluate_prints_a_table_and_writes_json(trained_text_run, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["evaluate", str(trained_text_run / "model.pt"), "--limit", "6", "--k", "4",
+                 "-o", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "importance-weighted" in table and "active units" in table
+    result = json.loads(out.read_text())
+    assert result["n"] == 6 and result["k"] == 4 and result["data"] == "test"
+
+
+def test_evaluate_a_file(trained_text_run, tmp_path, capsys):
+    src = tmp_path / "s.txt"
+    src.write_text("the market fell\n\nhe said\n")
+    assert main(["evaluate", str(trained_text_run / "model.pt"), "--file", str(src),
+                 "--k", "2", "-o", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["n"] == 2
+    assert main(["evaluate", str(trained_text_run / "model.pt"), "--k", "0"]) == 2
+    assert main(["evaluate", str(trained_text_run / "model.pt"), "--split", "nope"]) == 2
+    assert "no split 'nope'" in capsys.readouterr().err
+
+
+def test_interpolate_two_sentences(trained_text_run, capsys):
+    ckpt = str(trained_text_run / "model.pt")
+    assert main(["interpolate", ckpt, "the market fell", "He said Zyxwv", "--steps", "4",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert len(result["points"]) == 4 and result["start"] == "the market fell"
+    assert "outside the model's vocabulary" in captured.err
+    assert main(["interpolate", ckpt, "--random", "--path", "slerp", "--decode", "beam"]) == 0
+    assert "prior sample" in capsys.readouterr().out
+
+
+def test_interpolate_test_pairs(trained_text_run, capsys):
+    assert main(["interpolate", str(trained_text_run / "model.pt"), "--test-pairs", "5",
+                 "--steps", "3"]) == 0
+    assert "of 5 random test pairs" in capsys.readouterr().out
+
+
+def test_interpolate_refuses_bad_requests(trained_text_run, trained_text_lm, capsys):
+    ckpt = str(trained_text_run / "model.pt")
+    assert main(["interpolate", ckpt, "only one"]) == 2
+    assert main(["interpolate", ckpt, "a", "b", "--random"]) == 2
+    assert main(["interpolate", ckpt, "a", "", "--steps", "3"]) == 2
+    assert main(["interpolate", ckpt, "--random", "--steps", "1"]) == 2
+    assert main(["interpolate", str(trained_text_lm / "model.pt"), "--random"]) == 2
+    assert "without a latent" in capsys.readouterr().err

@@ -1,0 +1,134 @@
+import math
+
+import pytest
+import torch
+
+from seqvae.metrics import (active_units, corpus_bleu, importance_weighted_log_likelihood,
+                            log_normal_diag, log_standard_normal, mutual_information, perplexity)
+
+
+def test_log_normal_diag_matches_torch_distributions():
+    z, mu, logvar = torch.randn(5, 3), torch.randn(5, 3), torch.randn(5, 3)
+    expected = torch.distributions.Normal(mu, (0.5 * logvar).exp()).log_prob(z).sum(-1)
+    assert torch.allclose(log_normal_diag(z, mu, logvar), expected, atol=1e-5)
+    assert torch.allclose(log_standard_normal(z), log_normal_diag(z, torch.zeros(3), torch.zeros(3)))
+
+
+class LinearGaussian:
+    """z ~ N(0, I_2), x | z ~ N(W z + b, s2 I_3): log p(x) = log N(x; b, W W^T + s2 I) exactly.
+
+    W has orthogonal columns, so the exact posterior p(z|x) is a diagonal Gaussian:
+    precision I + W^T W / s2, mean cov W^T (x - b) / s2.
+    """
+    W = torch.tensor([[1.0, 2.0], [2.0, -1.0], [0.0, 1.5]], dtype=torch.float64)
+    b = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    s2 = 0.5
+
+    def __init__(self, n: int, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, 2, generator=g, dtype=torch.float64)
+        self.x = z @ self.W.T + self.b + math.sqrt(self.s2) * torch.randn(n, 3, generator=g,
+                                                                         dtype=torch.float64)
+
+    def log_marginal(self) -> torch.Tensor:
+        cov = self.W @ self.W.T + self.s2 * torch.eye(3, dtype=torch.float64)
+        return torch.distributions.MultivariateNormal(self.b, cov).log_prob(self.x)
+
+    def log_likelihood(self, z: torch.Tensor) -> torch.Tensor:   # (B, s, 2) -> (B, s)
+        mean = z @ self.W.T + self.b
+        var = torch.full_like(mean, self.s2)
+        return log_normal_diag(self.x.unsqueeze(1), mean, var.log())
+
+    def posterior(self) -> tuple[torch.Tensor, torch.Tensor]:
+        precision = 1 + (self.W ** 2).sum(0) / self.s2            # diagonal, (2,)
+        mu = ((self.x - self.b) @ self.W / self.s2) / precision
+        return mu, (-precision.log()).expand_as(mu)
+
+
+def test_iw_is_exact_for_every_k_when_q_is_the_true_posterior():
+    model = LinearGaussian(20)
+    mu, logvar = model.posterior()
+    g = torch.Generator().manual_seed(0)
+    iw, _ = importance_weighted_log_likelihood(model.log_likelihood, mu, logvar, k=1, generator=g)
+    assert torch.allclose(iw, model.log_marginal(), atol=1e-9)
+
+
+def test_iw_converges_to_the_marginal_likelihood_and_tightens_with_k():
+    model = LinearGaussian(200)
+    mu, logvar = model.posterior()
+    mu, logvar = mu + 0.4, logvar + 0.7        # a poor q: shifted and too wide
+    truth = model.log_marginal().mean().item()
+    estimates = {}
+    for k in (1, 10, 100, 5000):
+        g = torch.Generator().manual_seed(1)
+        iw, _ = importance_weighted_log_likelihood(model.log_likelihood, mu, logvar, k=k,
+                                                   chunk=500, generator=g)
+        estimates[k] = iw.mean().item()
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
+    g = torch.Generator().manual_seed(2)
+    _, expected_log_lik = importance_weighted_log_likelihood(model.log_likelihood, mu, logvar,
+                                                             k=2000, generator=g)
+    elbo = (expected_log_lik - kl).mean().item()
+    assert abs(estimates[1] - elbo) < 0.4       # IW_1 is a one-sample ELBO estimate
+    assert elbo < estimates[10] < estimates[100] < estimates[5000]
+    assert estimates[5000] <= truth + 0.02
+    assert abs(estimates[5000] - truth) < 0.05
+    assert truth - elbo > 0.3                   # the poor q leaves a real gap to close
+
+
+def test_iw_chunking_does_not_change_the_result():
+    model = LinearGaussian(10)
+    mu, logvar = model.posterior()
+    mu = mu + 1.0
+    a, la = importance_weighted_log_likelihood(model.log_likelihood, mu, logvar, k=64,
+                                               generator=torch.Generator().manual_seed(3))
+    b, lb = importance_weighted_log_likelihood(model.log_likelihood, mu, logvar, k=64, chunk=64,
+                                               generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(a, b) and torch.allclose(la, lb)
+
+
+# The estimator is a Monte Carlo one (one z per x), so these use enough x for its noise
+# (standard deviation about 0.03 nats here) to sit well inside the tolerance.
+
+def test_mutual_information_is_zero_when_every_posterior_is_the_same():
+    g = torch.Generator().manual_seed(0)
+    mu = torch.full((2000, 4), 0.3)
+    logvar = torch.full((2000, 4), -1.0)
+    z = mu + torch.randn(2000, 4, generator=g) * (0.5 * logvar).exp()
+    assert abs(mutual_information(mu, logvar, z, chunk=512)) < 0.1
+
+
+def test_mutual_information_reaches_log_n_for_separate_posteriors():
+    # Posteriors 100 standard deviations apart: near each z_n, q(z) = q(z|x_n) / N.
+    g = torch.Generator().manual_seed(0)
+    mu = torch.arange(2000.0).unsqueeze(1) * 100
+    logvar = torch.zeros(2000, 1)
+    z = mu + torch.randn(2000, 1, generator=g)
+    assert mutual_information(mu, logvar, z, chunk=300) == pytest.approx(math.log(2000), abs=0.1)
+
+
+def test_active_units_counts_dimensions_whose_mean_varies():
+    # variances across x (unbiased): dim 0: 0, dim 1: 1/3 (0,0,1,1), dim 2: 0.0012 (tiny)
+    mu = torch.tensor([[1.0, 0.0, 0.00], [1.0, 0.0, 0.06],
+                       [1.0, 1.0, 0.00], [1.0, 1.0, 0.06]])
+    assert active_units(mu) == 1
+    assert active_units(mu, threshold=0.001) == 2
+    assert active_units(mu[:1]) == 0
+
+
+def test_bleu_by_hand():
+    assert corpus_bleu([[1, 2, 3, 4, 5]], [[1, 2, 3, 4, 5]]) == pytest.approx(1.0)
+    # every n-gram matches, but the hypothesis is short: BP = exp(1 - 6/5)
+    assert corpus_bleu([list("abcdef")], [list("abcde")]) == pytest.approx(math.exp(-0.2))
+    # clipping: "the" counts once, as in the reference; precision 1/4, no brevity penalty
+    assert corpus_bleu([["the", "cat"]], [["the"] * 4], max_n=1) == pytest.approx(0.25)
+    # pooled over the corpus: unigrams 3/4 and bigrams 1/2 -> sqrt(3/8)
+    refs, hyps = [["a", "b"], ["c", "d"]], [["a", "b"], ["c", "x"]]
+    assert corpus_bleu(refs, hyps, max_n=2) == pytest.approx(math.sqrt(3 / 8))
+    assert corpus_bleu([["a", "b", "c", "d"]], [["d", "c", "b", "a"]]) == 0.0
+    with pytest.raises(ValueError):
+        corpus_bleu([[1]], [])
+
+
+def test_perplexity_by_hand():
+    assert perplexity(10.0, 5) == pytest.approx(math.exp(2))
