@@ -24,11 +24,12 @@ def test_moses_preset_is_the_moses_vae():
     assert c.objective.kl_warmup_steps is None  # over the whole run
 
 
-def test_ptb_preset_follows_the_text_vae_literature():
+def test_ptb_preset_is_a_text_vae_with_collapse_defences():
     c = preset("ptb")
-    assert 256 <= c.model.embedding_dim <= 512 and 512 <= c.model.decoder_hidden <= 1024
-    assert c.model.latent_dim == 32 and c.objective.kl_weight == 1.0
-    assert c.objective.word_dropout > 0 and c.tokenizer.kind == "word"
+    assert c.model.latent_dim == 32 and c.objective.kl_weight == 1.0 and c.tokenizer.kind == "word"
+    assert c.objective.kl_schedule == "logistic" and c.objective.kl_warmup_steps == 4000
+    # free bits keep the KL at d_z * lambda = 6.4 nats or more: the target is 5
+    assert c.model.latent_dim * c.objective.free_bits >= 6.4 - 1e-9
 
 
 def test_every_preset_builds_and_unknown_is_an_error():
@@ -46,7 +47,7 @@ def test_configs_are_frozen():
 @pytest.mark.parametrize("section, field, value, message", [
     ("train", "batch_size", 0, "--batch-size must be at least 1"),
     ("train", "lr", -1e-3, "--lr must not be negative"),
-    ("model", "latent_dim", 0, "--latent-dim must be at least 1"),
+    ("model", "latent_dim", -1, "--latent-dim must not be negative"),
     ("objective", "word_dropout", 1.5, "--word-dropout must be between 0 and 1"),
     ("data", "limit_train", 0, "--limit-train must be at least 1"),
     ("objective", "kl_warmup_steps", 0, "--kl-warmup-steps must be at least 1"),
