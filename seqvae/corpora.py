@@ -291,6 +291,17 @@ def _download_wheel(log: Callable[[str], None]) -> Path:
     return found[0]
 
 
+def molsets_member(member: str, log: Callable[[str], None] = print) -> bytes:
+    """One file of the molsets wheel (e.g. ``moses/metrics/mcf.csv``), fetched once."""
+    wheel = _download_wheel(log)
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            return zf.read(member)
+    except (zipfile.BadZipFile, KeyError) as e:
+        raise SeqVAEError(f"{wheel}: not a usable molsets wheel ({e}); delete it and run "
+                          "again to fetch it anew") from None
+
+
 def _extract_moses(wheel: Path, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     try:
