@@ -32,3 +32,31 @@ def validity_and_uniqueness(smiles: Iterable[str]) -> dict[str, float]:
     canon = [c for c in map(canonical, smiles) if c is not None]
     return {"n": len(smiles), "valid": len(canon) / max(len(smiles), 1),
             "unique": len(set(canon)) / max(len(canon), 1)}
+
+
+PROPERTY_NAMES = ("logp", "qed", "sa", "mw")
+
+
+def properties(smiles: str) -> dict[str, float] | None:
+    """RDKit properties of a molecule, or None for an invalid SMILES:
+    logP (Crippen, Wildman & Crippen 1999), QED (Bickerton et al. 2012), the synthetic
+    accessibility score SA (Ertl & Schuffenhauer 2009; 1 easy .. 10 hard, from RDKit Contrib)
+    and the molecular weight in daltons."""
+    from rdkit.Chem import QED, Crippen, Descriptors
+    mol = to_molecule(smiles)
+    if mol is None:
+        return None
+    return {"logp": Crippen.MolLogP(mol), "qed": QED.qed(mol), "sa": _sascorer().calculateScore(mol),
+            "mw": Descriptors.MolWt(mol)}
+
+
+def _sascorer():
+    """RDKit ships the SA score in its Contrib folder, outside the importable package."""
+    import importlib
+    import os
+    import sys
+    from rdkit.Chem import RDConfig
+    folder = os.path.join(RDConfig.RDContribDir, "SA_Score")
+    if folder not in sys.path:
+        sys.path.append(folder)
+    return importlib.import_module("sascorer")

@@ -143,7 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=500,
                    help="importance samples per sequence (500 for final numbers; fewer for "
                    "quick looks; a model without a latent is exact with 1)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N sequences")
+    p.add_argument("--metrics", choices=("auto", "likelihood", "molecules", "all"), default="auto",
+                   help="likelihood: the NLL/ELBO/MI/AU/BLEU block; molecules: the MOSES metrics "
+                   "of --n prior samples, reconstruction and property plots; auto: likelihood "
+                   "for text models, molecules for SMILES models")
+    p.add_argument("--n", type=int, default=30000,
+                   help="molecules: samples from the prior (30,000 as in MOSES)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="likelihood: evaluate only the first N sequences")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the importance samples")
     p.add_argument("-o", "--output", type=Path, default=None,
@@ -336,12 +343,37 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import load
+    from .errors import SeqVAEError
+    if args.k < 1 or args.batch_size < 1 or args.n < 1 or (args.limit is not None and args.limit < 1):
+        raise SeqVAEError("--k, --n, --batch-size and --limit must be at least 1")
+    vae = load(args.checkpoint, device=args.device)
+    what = args.metrics
+    if what == "auto":
+        what = "molecules" if vae.kind == "smiles" else "likelihood"
+    if what in ("molecules", "all") and vae.kind != "smiles":
+        raise SeqVAEError("--metrics molecules needs a model trained on SMILES")
+    name = args.file.name if args.file else args.split
+    results: dict[str, Any] = {"checkpoint": str(args.checkpoint), "data": name}
+    if what in ("likelihood", "all"):
+        results["likelihood"] = _likelihood_block(vae, args)
+    if what in ("molecules", "all"):
+        from .molecule_evaluation import evaluate_molecules, format_molecule_table
+        plot = args.checkpoint.parent / "properties.png"
+        results["molecules"] = evaluate_molecules(vae, n=args.n, seed=args.seed, plot=plot,
+                                                  log=_err, progress=True)
+        print(format_molecule_table(results["molecules"], f"seqvae evaluate {args.checkpoint}: "
+                                    "MOSES metrics of prior samples (temperature 1)"))
+    suffix = f"-k{results['likelihood']['k']}" if "likelihood" in results else f"-n{args.n}"
+    output = args.output or args.checkpoint.parent / f"evaluate-{Path(name).stem}{suffix}.json"
+    output.write_text(json.dumps(results, indent=2))
+    _err(f"seqvae: wrote {output}")
+    return 0
+
+
+def _likelihood_block(vae, args: argparse.Namespace) -> dict:
     from .data import TokenizedSplit
     from .errors import SeqVAEError
     from .evaluation import evaluate_sequences, format_table, load_split
-    if args.k < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
-        raise SeqVAEError("--k, --batch-size and --limit must be at least 1")
-    vae = load(args.checkpoint, device=args.device)
     if args.file:
         texts = _read_inputs(vae, args)
         split, name = TokenizedSplit.from_lists(vae.tokenizer.encode_batch(texts)), args.file.name
@@ -353,12 +385,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise SeqVAEError(f"nothing to evaluate in {name}")
     results = evaluate_sequences(vae, split, k=args.k, seed=args.seed,
                                  batch_size=args.batch_size, progress=True)
-    results = {"checkpoint": str(args.checkpoint), "data": name, **results}
     print(format_table(results, f"seqvae evaluate {args.checkpoint} on {name}"))
-    output = args.output or args.checkpoint.parent / f"evaluate-{Path(name).stem}-k{results['k']}.json"
-    output.write_text(json.dumps(results, indent=2))
-    _err(f"seqvae: wrote {output}")
-    return 0
+    return results
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Figures people would rather look at than read: the training curves of a run."""
+"""Figures people would rather look at than read: training curves, property distributions."""
 from __future__ import annotations
 
 import csv
@@ -41,6 +41,38 @@ def plot_training_curves(metrics_csv: str | Path, png: str | Path) -> Path:
     twin.set_ylabel("learning rate")
     axes[2].set_title("schedules (green: KL weight, purple: learning rate)", fontsize=10)
     axes[2].set_xlabel("optimiser step")
+    fig.tight_layout()
+    png = Path(png)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+PROPERTY_LABELS = {"logp": "logP (Crippen)", "qed": "QED", "sa": "SA score",
+                   "mw": "molecular weight (Da)"}
+
+
+def plot_property_distributions(sets: dict[str, dict[str, "np.ndarray"]], png: str | Path) -> Path:
+    """Histograms of molecular properties, one panel per property, one curve per named set
+    (e.g. {"samples": {...}, "test": {...}}, each {property: values})."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(2, 2, figsize=(8, 6))
+    for ax, (name, label) in zip(axes.flat, PROPERTY_LABELS.items()):
+        values = [v[name] for v in sets.values() if len(v.get(name, []))]
+        if values:
+            lo, hi = np.percentile(np.concatenate(values), [0.5, 99.5])
+            bins = np.linspace(lo, hi if hi > lo else lo + 1, 50)
+            for set_name, table in sets.items():
+                if len(table.get(name, [])):
+                    ax.hist(table[name], bins=bins, density=True, histtype="step", linewidth=1.5,
+                            label=f"{set_name} (n={len(table[name]):,})")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     png = Path(png)
     fig.savefig(png, dpi=110)

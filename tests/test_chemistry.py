@@ -1,3 +1,5 @@
+import pytest
+
 from seqvae.chemistry import canonical, is_valid, validity_and_uniqueness
 
 
@@ -16,3 +18,12 @@ def test_canonical():
 def test_validity_and_uniqueness_by_hand():
     r = validity_and_uniqueness(["CCO", "OCC", "C(C", "c1ccccc1"])
     assert r == {"n": 4, "valid": 0.75, "unique": 2 / 3}
+
+
+def test_properties_of_paracetamol():
+    from seqvae.chemistry import properties
+    p = properties("CC(=O)Nc1ccc(O)cc1")
+    assert p["mw"] == pytest.approx(151.165, abs=0.01)            # C8H9NO2
+    assert p["logp"] == pytest.approx(1.35, abs=0.05)             # Crippen
+    assert 0.5 < p["qed"] < 0.7 and 1 < p["sa"] < 2
+    assert properties("not a molecule") is None

@@ -124,7 +124,8 @@ def test_evaluate_prints_a_table_and_writes_json(trained_text_run, tmp_path, cap
     table = capsys.readouterr().out
     assert "importance-weighted" in table and "active units" in table
     result = json.loads(out.read_text())
-    assert result["n"] == 6 and result["k"] == 4 and result["data"] == "test"
+    assert result["data"] == "test"
+    assert result["likelihood"]["n"] == 6 and result["likelihood"]["k"] == 4
 
 
 def test_evaluate_a_file(trained_text_run, tmp_path, capsys):
@@ -132,7 +133,7 @@ def test_evaluate_a_file(trained_text_run, tmp_path, capsys):
     src.write_text("the market fell\n\nhe said\n")
     assert main(["evaluate", str(trained_text_run / "model.pt"), "--file", str(src),
                  "--k", "2", "-o", str(tmp_path / "r.json")]) == 0
-    assert json.loads((tmp_path / "r.json").read_text())["n"] == 2
+    assert json.loads((tmp_path / "r.json").read_text())["likelihood"]["n"] == 2
     assert main(["evaluate", str(trained_text_run / "model.pt"), "--k", "0"]) == 2
     assert main(["evaluate", str(trained_text_run / "model.pt"), "--split", "nope"]) == 2
     assert "no split 'nope'" in capsys.readouterr().err
@@ -164,3 +165,21 @@ def test_interpolate_refuses_bad_requests(trained_text_run, trained_text_lm, cap
     assert main(["interpolate", ckpt, "--random", "--steps", "1"]) == 2
     assert main(["interpolate", str(trained_text_lm / "model.pt"), "--random"]) == 2
     assert "without a latent" in capsys.readouterr().err
+
+
+def test_evaluate_a_smiles_model(trained_smiles_run, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(trained_smiles_run / "model.pt"), "--n", "40", "-o", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "unique@10k" in table and "reconstruction" in table
+    result = json.loads(out.read_text())["molecules"]
+    assert result["samples"] == 40 and 0 <= result["valid"] <= 1
+    assert (trained_smiles_run / "properties.png").stat().st_size > 0
+    assert main(["evaluate", str(trained_smiles_run / "model.pt"), "--metrics", "all", "--n", "20",
+                 "--limit", "5", "--k", "2", "-o", str(out)]) == 0
+    assert set(json.loads(out.read_text())) >= {"likelihood", "molecules"}
+
+
+def test_evaluate_refuses_molecule_metrics_for_text(trained_text_run, capsys):
+    assert main(["evaluate", str(trained_text_run / "model.pt"), "--metrics", "molecules"]) == 2
+    assert "SMILES" in capsys.readouterr().err

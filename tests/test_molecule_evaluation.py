@@ -1,0 +1,33 @@
+import pytest
+
+from seqvae.molecule_evaluation import (canonical_training_set, format_molecule_table,
+                                        generation_metrics, property_table, reference_set)
+
+
+@pytest.fixture
+def molecules(smiles_file):
+    return smiles_file.read_text().split()[:300]
+
+
+def test_a_set_compared_with_itself(molecules):
+    ref = reference_set(molecules, log=lambda _: None)
+    again = reference_set(molecules, log=lambda _: None)        # from the cache
+    assert (again.fingerprints == ref.fingerprints).all() and again.scaffolds == ref.scaffolds
+    train = canonical_training_set(molecules, log=lambda _: None)
+    r = generation_metrics(molecules + ["not a smiles"], train, {"test": ref})
+    assert r["samples"] == 301 and r["valid"] == pytest.approx(300 / 301)
+    assert r["unique@1k"] == 1.0 and r["novelty"] == 0.0     # every one is in "train"
+    assert r["snn/test"] == pytest.approx(1.0)
+    assert r["frag/test"] == pytest.approx(1.0) and r["scaf/test"] == pytest.approx(1.0)
+    assert abs(r["fcd/test"]) < 1e-3
+    assert 0.8 < r["intdiv1"] < 1 and r["intdiv2"] <= r["intdiv1"] + 1e-9
+    assert 0.5 < r["filters"] <= 1.0                         # MOSES molecules pass, mostly
+    assert "FCD/Test" in format_molecule_table(r)
+
+
+def test_novel_molecules_and_properties(molecules):
+    train = canonical_training_set(molecules[:100], log=lambda _: None)
+    r = generation_metrics(molecules[100:200], train, {})
+    assert r["novelty"] == 1.0 and "fcd/test" not in r
+    table = property_table(["CCO", "bad", "c1ccccc1"])
+    assert set(table) == {"logp", "qed", "sa", "mw"} and len(table["mw"]) == 2
