@@ -36,8 +36,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    kind: str = _f("auto", "auto: smiles for SMILES corpora, word for text",
-                    ("auto", "smiles", "char", "word", "sentencepiece"))
+    kind: str = _f("auto", "auto: smiles for SMILES corpora, word for text; selfies: SMILES "
+                    "in and out, SELFIES symbols inside (every decode is a valid molecule)",
+                    ("auto", "smiles", "char", "word", "sentencepiece", "selfies"))
     min_freq: int = _f(1, "word tokenizer: words seen fewer times become <unk>")
     vocab_size: int = _f(8000, "sentencepiece: vocabulary size")
     sp_model_type: str = _f("unigram", "sentencepiece model type", ("unigram", "bpe"))

@@ -284,9 +284,41 @@ class SentencePieceTokenizer(Tokenizer):
         return cls(state["model"], lowercase=state.get("lowercase", False))
 
 
+class SelfiesTokenizer(_VocabTokenizer):
+    """SMILES in and out, SELFIES symbols inside (Krenn et al. 2020).
+
+    Every sequence of SELFIES symbols decodes to a valid molecule, so the model cannot emit an
+    invalid one (it can still emit an unlikely one). ``encode`` takes a SMILES (one SELFIES
+    cannot represent gives no tokens); ``decode`` returns the SMILES of the decoded symbols.
+    """
+
+    kind = "selfies"
+
+    @staticmethod
+    def _splitter(options: dict[str, Any]) -> Callable[[str], Iterable[str]]:
+        import selfies
+
+        def split(smiles: str) -> list[str]:
+            try:
+                return list(selfies.split_selfies(selfies.encoder(smiles)))
+            except Exception:  # selfies.EncoderError, and RDKit-free parse failures
+                return []
+        return split
+
+    def decode(self, ids: Iterable[int]) -> str:
+        import selfies
+        itos = self._itos
+        symbols = [itos[i] for i in _content_ids(ids, len(itos)) if i != UNK_ID]
+        try:
+            return selfies.decoder("".join(symbols))
+        except Exception:  # a damaged symbol sequence: an empty (invalid) molecule
+            return ""
+
+
 TOKENIZERS: dict[str, type[Tokenizer]] = {
     cls.kind: cls
-    for cls in (SmilesTokenizer, CharTokenizer, WordTokenizer, SentencePieceTokenizer)}
+    for cls in (SmilesTokenizer, CharTokenizer, WordTokenizer, SentencePieceTokenizer,
+                SelfiesTokenizer)}
 
 
 def fit_tokenizer(config: TokenizerConfig, train_texts: Sequence[str],
@@ -301,6 +333,9 @@ def fit_tokenizer(config: TokenizerConfig, train_texts: Sequence[str],
     kind = config.kind
     if kind == "auto":
         kind = "smiles" if corpus_kind == "smiles" else "word"
+    if kind == "selfies" and corpus_kind != "smiles":
+        raise SeqVAEError("the selfies tokenizer reads SMILES; this corpus is text "
+                          "(use word, char or sentencepiece, or pass --kind smiles)")
     if kind not in TOKENIZERS:
         raise SeqVAEError(f"unknown tokenizer kind {kind!r}; choose one of: auto, "
                           f"{', '.join(TOKENIZERS)}")

@@ -301,3 +301,26 @@ def test_decode_takes_any_id_sequence(ids):
     for tok in FIXED + [WORD, SENTENCEPIECE]:
         ids_in_range = [i % tok.vocab_size for i in ids]
         assert isinstance(tok.decode(ids_in_range), str)
+
+
+def test_selfies_round_trip_and_every_decode_is_a_molecule(smiles_file):
+    import random
+    from seqvae.chemistry import canonical, is_valid
+    from seqvae.tokenizers import SelfiesTokenizer, tokenizer_from_state
+    smiles = smiles_file.read_text().split()[:300]
+    tok = SelfiesTokenizer.fit(smiles)
+    assert all(canonical(tok.decode(tok.encode(s))) == canonical(s) for s in smiles)
+    assert tok.encode("C1CC") == []                        # no molecule, no tokens
+    rng = random.Random(0)
+    for _ in range(200):                                    # random symbol strings: all valid
+        ids = [rng.randrange(4, tok.vocab_size) for _ in range(rng.randrange(1, 30))]
+        assert is_valid(tok.decode(ids)) or tok.decode(ids) == ""
+    assert tok.decode([4, UNK_ID, 5]) == tok.decode([4, 5])
+    again = tokenizer_from_state(tok.state_dict())
+    assert again.encode(smiles[0]) == tok.encode(smiles[0])
+
+
+def test_selfies_needs_a_smiles_corpus():
+    from seqvae.config import TokenizerConfig
+    with pytest.raises(SeqVAEError, match="selfies"):
+        fit_tokenizer(TokenizerConfig(kind="selfies"), ["a sentence"], "text")
