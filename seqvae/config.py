@@ -32,6 +32,11 @@ class DataConfig:
                               ("skip", "truncate"))
     check_smiles: bool | None = _f(None, "skip SMILES that RDKit cannot parse (none: check files, "
                                          "not the curated moses corpus)")
+    canonicalize: bool | None = _f(None, "rewrite SMILES in RDKit's canonical form, skipping "
+                                   "those it cannot parse (none: files yes; moses no, its "
+                                   "SMILES already are canonical)")
+    augment: bool = _f(False, "train on a new randomised SMILES of each molecule every time "
+                       "it is drawn (Bjerrum 2017; Arús-Pous et al. 2019)")
 
 
 @dataclass(frozen=True)

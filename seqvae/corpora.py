@@ -118,7 +118,11 @@ def read_numbered(path: str | Path, column: str | None = None) -> NumberedLines:
 def _csv_column(text: str, column: str | None, path: Path) -> list[tuple[int, str]]:
     """(line number, stripped cell) for each data row of a CSV's chosen column."""
     lines = text.split("\n")
-    header = next(csv.reader(lines[:1]), [])
+    try:
+        header = next(csv.reader(lines[:1]), [])
+    except csv.Error as e:  # e.g. a stray carriage return inside the header line
+        raise SeqVAEError(f"{path}: line 1 is not a valid CSV header ({e}); give a plain text "
+                          "file with one sequence per line, or fix the header") from None
     header = [h.strip() for h in header]
     if column is None:
         picks = [c for c in ("SMILES", "smiles") if c in header]

@@ -21,7 +21,7 @@ from .corpora import Corpus, cache_dir, load_corpus
 from .errors import SeqVAEError
 from .tokenizers import BOS_ID, EOS_ID, PAD_ID, Tokenizer, fit_tokenizer, tokenizer_from_state
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 @dataclass
@@ -100,10 +100,19 @@ def tokenize_split(tokenizer: Tokenizer, texts: Sequence[str], max_length: int,
     return TokenizedSplit.from_lists(kept_ids), np.asarray(kept, dtype=np.int64), skipped, truncated
 
 
-def _cache_key(corpus: Corpus, data: DataConfig, tok: TokenizerConfig, check: bool) -> str:
+def _cache_key(corpus: Corpus, data: DataConfig, tok: TokenizerConfig, check: bool,
+               canon: bool) -> str:
     blob = json.dumps([CACHE_FORMAT, corpus.fingerprint, corpus.kind, data.max_length,
-                       data.long_sequences, check, tok.__dict__], sort_keys=True, default=str)
+                       data.long_sequences, check, canon, tok.__dict__], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def canonical_forms(texts: Sequence[str], label: str = "") -> list[str | None]:
+    """RDKit-canonical SMILES of each text, None where RDKit cannot parse it."""
+    from tqdm.auto import tqdm
+    from .chemistry import canonical
+    return [canonical(t) for t in tqdm(texts, desc=f"canonicalising SMILES {label}".strip(),
+                                       unit="mol", disable=len(texts) < 50_000 or None)]
 
 
 def valid_smiles_mask(texts: Sequence[str], label: str = "") -> np.ndarray:
@@ -125,9 +134,13 @@ def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | 
     cache is then used only if it was made with that same tokenizer.
     """
     corpus = load_corpus(data, log=log)
-    check = corpus.kind == "smiles" and (
+    smiles = corpus.kind == "smiles"
+    # --check-smiles false means "take the lines as they are": no check, no canonical forms
+    canon = smiles and data.check_smiles is not False and (
+        data.canonicalize if data.canonicalize is not None else corpus.name != "moses")
+    check = smiles and not canon and (
         data.check_smiles if data.check_smiles is not None else corpus.name != "moses")
-    path = cache_dir() / "prepared" / f"{_cache_key(corpus, data, tok, check)}.pt"
+    path = cache_dir() / "prepared" / f"{_cache_key(corpus, data, tok, check, canon)}.pt"
     if path.exists():
         try:
             blob = torch.load(path, weights_only=True)
@@ -135,21 +148,28 @@ def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | 
                 raise LookupError("it was made with another tokenizer")
             splits = {k: TokenizedSplit(v["ids"].numpy(), v["offsets"].numpy())
                       for k, v in blob["splits"].items()}
-            texts = {k: [corpus.splits[k][i] for i in blob["kept"][k].tolist()] for k in splits}
+            lines = blob.get("canonical") or corpus.splits
+            texts = {k: [lines[k][i] for i in blob["kept"][k].tolist()] for k in splits}
             log(f"seqvae: using cached tokenisation {path}")
             return PreparedData(corpus.name, corpus.kind, tokenizer_from_state(blob["tokenizer"]),
                                 splits, texts, blob["dropped"], blob["truncated"],
                                 corpus.split_note, blob["invalid"], blob["invalid_examples"])
         except Exception as exc:  # a stale or damaged cache is rebuilt, never fatal
             log(f"seqvae: not using the cache {path} ({exc})")
+    lines_of = corpus.splits
     usable = {name: valid_smiles_mask(lines, name) if check else None
               for name, lines in corpus.splits.items()}
+    if canon:  # canonical forms; those RDKit cannot parse are skipped and counted as invalid
+        forms = {name: canonical_forms(lines, name) for name, lines in corpus.splits.items()}
+        usable = {name: np.array([f is not None for f in f_list], dtype=bool)
+                  for name, f_list in forms.items()}
+        lines_of = {name: [f or "" for f in f_list] for name, f_list in forms.items()}
     invalid = {name: int((~mask).sum()) if mask is not None else 0
                for name, mask in usable.items()}
     examples = [t for name, mask in usable.items() if mask is not None
                 for t, ok in zip(corpus.splits[name], mask) if not ok][:3]
     if tokenizer is None:
-        train_texts = corpus.splits["train"]
+        train_texts = lines_of["train"]
         if usable["train"] is not None:
             train_texts = [t for t, ok in zip(train_texts, usable["train"]) if ok]
         if not train_texts:
@@ -160,15 +180,16 @@ def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | 
     log(f"seqvae: tokenising {corpus.name} with the {tokenizer.kind} tokenizer "
         f"(vocabulary {tokenizer.vocab_size})")
     splits, kept, dropped, truncated = {}, {}, {}, {}
-    for name, lines in corpus.splits.items():
+    for name, lines in lines_of.items():
         splits[name], kept[name], dropped[name], truncated[name] = tokenize_split(
             tokenizer, lines, data.max_length, data.long_sequences, usable[name])
-    texts = {k: [corpus.splits[k][i] for i in kept[k].tolist()] for k in splits}
+    texts = {k: [lines_of[k][i] for i in kept[k].tolist()] for k in splits}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({"tokenizer": tokenizer.state_dict(), "dropped": dropped, "truncated": truncated,
                 "invalid": invalid, "invalid_examples": examples,
                 "kept": {k: torch.from_numpy(v) for k, v in kept.items()},
+                "canonical": lines_of if canon else None,
                 "splits": {k: {"ids": torch.from_numpy(s.ids), "offsets": torch.from_numpy(s.offsets)}
                            for k, s in splits.items()}}, tmp)
     os.replace(tmp, path)

@@ -382,3 +382,10 @@ def test_broken_csv_quotes_name_the_line(tmp_path):
     path.write_text('SMILES\nCCO\n"CCN\n')
     with pytest.raises(SeqVAEError, match=r"x\.csv: line \d+ is not valid CSV"):
         read_sequences(path)
+
+
+def test_a_carriage_return_inside_a_csv_header_is_a_clear_error(tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_bytes(b"\r\x01")
+    with pytest.raises(SeqVAEError, match="line 1 is not a valid CSV header"):
+        read_sequences(path)

@@ -115,3 +115,21 @@ def test_invalid_smiles_are_skipped_and_counted(tmp_path, smiles_file):
 def test_text_corpora_are_not_checked_as_smiles(text_file):
     prepared = prepare_data(DataConfig(source=str(text_file)), TokenizerConfig(), log=lambda _: None)
     assert sum(prepared.invalid.values()) == 0
+
+
+def test_smiles_files_are_canonicalised_and_invalid_lines_counted(tmp_path):
+    from seqvae.config import DataConfig, TokenizerConfig
+    src = tmp_path / "m.smi"
+    src.write_text("\n".join(["OCC", "C1CC", "c1ccccc1O"] * 20) + "\n")
+    data = prepare_data(DataConfig(source=str(src), kind="smiles", valid_fraction=0.1,
+                                   test_fraction=0.1), TokenizerConfig(), log=lambda _: None)
+    kept = [t for texts in data.texts.values() for t in texts]
+    assert set(kept) == {"CCO", "Oc1ccccc1"}                         # RDKit's canonical forms
+    assert sum(data.invalid.values()) == 20                          # every C1CC
+    again = prepare_data(DataConfig(source=str(src), kind="smiles", valid_fraction=0.1,
+                                    test_fraction=0.1), TokenizerConfig(), log=lambda _: None)
+    assert again.texts == data.texts                                 # from the cache, the same
+    raw = prepare_data(DataConfig(source=str(src), kind="smiles", valid_fraction=0.1,
+                                  test_fraction=0.1, canonicalize=False), TokenizerConfig(),
+                       log=lambda _: None)
+    assert "OCC" in {t for texts in raw.texts.values() for t in texts}
