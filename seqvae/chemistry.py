@@ -60,3 +60,12 @@ def _sascorer():
     if folder not in sys.path:
         sys.path.append(folder)
     return importlib.import_module("sascorer")
+
+
+def randomized_smiles(smiles: str, seed: int) -> str | None:
+    """A random valid SMILES of the same molecule (random atom order; Bjerrum 2017), the same
+    for the same seed; None for an invalid input."""
+    mol = to_molecule(smiles)
+    if mol is None:
+        return None
+    return Chem.MolToRandomSmilesVect(mol, 1, randomSeed=seed)[0]

@@ -233,6 +233,22 @@ def collate(split: TokenizedSplit, indices: np.ndarray) -> tuple[Tensor, Tensor]
     return pad_sequences(seqs)
 
 
+def collate_randomized(texts: Sequence[str], indices: np.ndarray, tokenizer: Tokenizer,
+                       max_length: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Like :func:`collate`, but each SMILES is rewritten as a random SMILES of the same
+    molecule first (augmentation; Bjerrum 2017, Arús-Pous et al. 2019). The choice depends
+    only on ``seed`` and the molecule's index, so a resumed run sees the same strings. A random
+    form longer than ``max_length`` tokens falls back to the stored one."""
+    from .chemistry import randomized_smiles
+    seqs = []
+    for i in indices.tolist():
+        stored = tokenizer.encode(texts[i])
+        random_form = randomized_smiles(texts[i], (seed * 1_000_003 + i) % 2**31)
+        ids = tokenizer.encode(random_form) if random_form else stored
+        seqs.append(ids if 0 < len(ids) <= max_length else stored[:max_length])
+    return pad_sequences(seqs)
+
+
 def pad_sequences(seqs: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
     """Wrap id sequences in <bos>/<eos> and pad them into (B, T) with lengths (B,)."""
     lengths = np.fromiter((len(s) + 2 for s in seqs), dtype=np.int64, count=len(seqs))

@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, resolve_device, save_checkpoint
 from .config import Config
-from .data import PreparedData, TokenizedSplit, bucketed_batches, collate, prepare_data
+from .data import (PreparedData, TokenizedSplit, bucketed_batches, collate, collate_randomized,
+                   prepare_data)
 from .errors import SeqVAEError
 from .model import SeqVAE
 from .objective import gaussian_kl, reconstruction_nll, vae_loss, word_dropout
@@ -153,6 +154,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
         raise SeqVAEError(f"{config.data.source}: no training sequences left after tokenising "
                           f"(all longer than --max-length {config.data.max_length}?)")
     tokenizer = data.tokenizer
+    augment = config.data.augment
+    if augment and data.kind != "smiles":
+        raise SeqVAEError("--augment rewrites SMILES at random; this corpus is text")
     model = resumed.model.train() if resumed else SeqVAE(config.model, tokenizer.vocab_size,
                                                          tokenizer.pad_id).to(dev)
     optimizer = make_optimizer(model, tc.lr)
@@ -222,7 +226,12 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
                                total_steps, tc.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            tokens, seq_lengths = collate(train_split, index)
+            if augment:
+                tokens, seq_lengths = collate_randomized(
+                    data.texts["train"], index, tokenizer, config.data.max_length,
+                    seed=tc.seed * 100_003 + state.step)
+            else:
+                tokens, seq_lengths = collate(train_split, index)
             tokens, seq_lengths = tokens.to(dev, non_blocking=True), seq_lengths.to(dev)
             loss, rec, kl_dim, finite = _backward(model, tokens, seq_lengths, beta, config)
             state.batch_in_epoch += 1

@@ -133,3 +133,21 @@ def test_smiles_files_are_canonicalised_and_invalid_lines_counted(tmp_path):
                                   test_fraction=0.1, canonicalize=False), TokenizerConfig(),
                        log=lambda _: None)
     assert "OCC" in {t for texts in raw.texts.values() for t in texts}
+
+
+def test_randomized_batches_hold_the_same_molecules(smiles_file):
+    from seqvae.chemistry import canonical
+    from seqvae.data import collate_randomized
+    texts = smiles_file.read_text().split()[:64]
+    tok = fit_tokenizer(TokenizerConfig(kind="smiles"), texts, "smiles")
+    index = np.arange(0, 64, 2)
+    tokens, lengths = collate_randomized(texts, index, tok, max_length=100, seed=1)
+    decoded = [tok.decode(row) for row in tokens.tolist()]
+    assert [canonical(d) for d in decoded] == [canonical(texts[i]) for i in index]
+    assert sum(d != texts[i] for d, i in zip(decoded, index)) > len(index) // 2   # rewritten
+    again, _ = collate_randomized(texts, index, tok, max_length=100, seed=1)
+    other, _ = collate_randomized(texts, index, tok, max_length=100, seed=2)
+    assert torch.equal(tokens, again) and not torch.equal(tokens, other)
+    # a random form longer than the limit falls back to the stored string (cut to the limit)
+    short, short_lengths = collate_randomized(texts, index, tok, max_length=5, seed=1)
+    assert int(short_lengths.max()) <= 5 + 2

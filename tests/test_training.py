@@ -1,5 +1,6 @@
 import csv
 import json
+import math
 
 import pytest
 import torch
@@ -151,3 +152,17 @@ def test_bf16_training_follows_fp32(tmp_path, smiles_file):
     assert bf16["best_valid_elbo"] != fp32["best_valid_elbo"]  # bf16 really was used
     weights = load_checkpoint(tmp_path / "bf16" / "model.pt").model.state_dict()
     assert all(w.dtype == torch.float32 for w in weights.values())  # fp32 master weights
+
+
+def test_training_with_randomized_smiles(tmp_path, smiles_file):
+    from helpers import tiny_config
+    config = tiny_config(smiles_file, max_steps=4).override("data", augment=True)
+    summary = train(config, tmp_path / "aug", log=lambda _: None, progress=False)
+    assert summary["steps"] == 4 and math.isfinite(summary["best_valid_elbo"])
+
+
+def test_augmenting_text_is_refused(tmp_path, text_file):
+    from helpers import tiny_config
+    config = tiny_config(text_file, max_steps=2).override("data", augment=True)
+    with pytest.raises(SeqVAEError, match="augment"):
+        train(config, tmp_path / "t", log=lambda _: None, progress=False)
