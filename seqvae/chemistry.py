@@ -69,3 +69,26 @@ def randomized_smiles(smiles: str, seed: int) -> str | None:
     if mol is None:
         return None
     return Chem.MolToRandomSmilesVect(mol, 1, randomSeed=seed)[0]
+
+
+TARGET_PROPERTIES = ("logp", "qed", "sa", "plogp")
+
+
+def penalized_logp(mol: Chem.Mol) -> float:
+    """Penalised logP, unnormalised: Crippen logP - SA score - ring penalty, where the ring
+    penalty is max(0, size of the largest ring - 6) (0 without rings). This is the variant of
+    You et al. 2018 (GCPN) without the ZINC normalisation of Jin et al. 2018's JT-VAE code."""
+    from rdkit.Chem import Crippen
+    rings = [len(r) for r in mol.GetRingInfo().AtomRings()]
+    ring_penalty = max(0, max(rings, default=0) - 6)
+    return Crippen.MolLogP(mol) - _sascorer().calculateScore(mol) - ring_penalty
+
+
+def target_properties(smiles: str) -> tuple[float, float, float, float] | None:
+    """(logP, QED, SA, penalised logP) of a SMILES, or None when RDKit cannot parse it."""
+    from rdkit.Chem import QED, Crippen
+    mol = to_molecule(smiles)
+    if mol is None:
+        return None
+    return (Crippen.MolLogP(mol), QED.qed(mol), _sascorer().calculateScore(mol),
+            penalized_logp(mol))

@@ -61,6 +61,8 @@ class ModelConfig:
     decoder_layers: int = _f(1, "decoder GRU layers")
     dropout: float = _f(0.0, "dropout between GRU layers and on decoder outputs")
     tie_weights: bool = _f(False, "tie the output projection to the embedding (Press & Wolf 2017)")
+    property_head: int = _f(0, "SMILES: hidden units of an MLP on z predicting logP, QED, SA and "
+                            "penalised logP, trained jointly (Gómez-Bombarelli et al. 2018); 0: none")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class ObjectiveConfig:
     kl_cycle_ratio: float = _f(0.5, "cyclical: share of each cycle spent increasing beta")
     free_bits: float = _f(0.0, "per-dimension KL floor in nats (Kingma et al. 2016); 0 = off")
     word_dropout: float = _f(0.0, "share of decoder inputs replaced by <unk> (Bowman et al. 2016)")
+    property_weight: float = _f(1.0, "weight of the property head's mean squared error "
+                                "(standardised properties) in the loss")
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,8 @@ class Config:
                         "train": ("batch_size", "epochs", "max_steps", "val_every",
                                   "max_val_examples", "early_stopping", "log_every",
                                   "save_every", "threads")}
-        non_negative = {"model": ("embedding_dim", "latent_dim"), "objective": ("kl_weight", "kl_start_step",
-                                                                   "free_bits"),
+        non_negative = {"model": ("embedding_dim", "latent_dim", "property_head"),
+                        "objective": ("kl_weight", "kl_start_step", "free_bits", "property_weight"),
                         "train": ("lr", "lr_warmup_steps", "min_lr_ratio", "grad_clip")}
         shares = {"model": ("dropout",), "objective": ("word_dropout", "kl_cycle_ratio")}
 

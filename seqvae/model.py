@@ -55,6 +55,10 @@ class SeqVAE(nn.Module):
                               batch_first=True,
                               dropout=c.dropout if c.decoder_layers > 1 else 0.0)
         self.output_dropout = nn.Dropout(c.dropout)
+        self.property_head = None
+        if c.property_head:
+            from .properties import PropertyHead
+            self.property_head = PropertyHead(c.latent_dim, c.property_head)
         if c.tie_weights:
             # Project to the embedding size, then score against the embedding matrix.
             self.output_projection = nn.Linear(c.decoder_hidden, emb, bias=False)

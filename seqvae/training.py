@@ -33,6 +33,7 @@ from .data import (PreparedData, TokenizedSplit, bucketed_batches, collate, coll
 from .errors import SeqVAEError
 from .model import SeqVAE
 from .objective import gaussian_kl, reconstruction_nll, vae_loss, word_dropout
+from .properties import property_loss
 from .plots import plot_training_curves
 from .schedules import kl_weight, learning_rate
 from .tokenizers import BOS_ID, UNK_ID
@@ -157,8 +158,18 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
     augment = config.data.augment
     if augment and data.kind != "smiles":
         raise SeqVAEError("--augment rewrites SMILES at random; this corpus is text")
+    targets = None
+    if config.model.property_head:
+        if data.kind != "smiles" or config.model.latent_dim == 0:
+            raise SeqVAEError("--property-head predicts molecular properties from z: it needs a "
+                              "SMILES corpus and a latent (--latent-dim above 0)")
+        from .properties import compute_properties
+        targets = {name: torch.from_numpy(compute_properties(data.texts[name], log=log))
+                   for name in ("train", "valid")}
     model = resumed.model.train() if resumed else SeqVAE(config.model, tokenizer.vocab_size,
                                                          tokenizer.pad_id).to(dev)
+    if targets is not None and not resumed:
+        model.property_head.set_standardization(targets["train"].numpy())
     optimizer = make_optimizer(model, tc.lr)
     state = TrainState()
     if resumed:
@@ -207,6 +218,12 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
         log(f"valid  step {state.step:>7}  rec {result['rec']:8.3f}  kl {result['kl']:7.3f}  "
             f"elbo {result['elbo']:9.3f}  nll/token {result['nll_per_token']:.4f}"
             + ("  (best, saved model.pt)" if improved else ""))
+        if targets is not None:
+            from .properties import evaluate_head, format_head_metrics
+            head = evaluate_head(model, valid_split, targets["valid"],
+                                 max_examples=tc.max_val_examples)
+            latest_validation["properties"] = head
+            log(f"valid  step {state.step:>7}  properties: {format_head_metrics(head)}")
         return result
 
     bar = tqdm(total=total_steps, initial=state.step, unit="step", dynamic_ncols=True,
@@ -233,7 +250,12 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
             else:
                 tokens, seq_lengths = collate(train_split, index)
             tokens, seq_lengths = tokens.to(dev, non_blocking=True), seq_lengths.to(dev)
-            loss, rec, kl_dim, finite = _backward(model, tokens, seq_lengths, beta, config)
+            batch_targets = None
+            if targets is not None:
+                batch_targets = model.property_head.standardize(
+                    targets["train"][torch.as_tensor(index)].to(dev))
+            loss, rec, kl_dim, finite = _backward(model, tokens, seq_lengths, beta, config,
+                                                  batch_targets)
             state.batch_in_epoch += 1
             if not finite:
                 # Skip the update rather than poison the weights; give up if it keeps happening.
@@ -318,11 +340,13 @@ def make_optimizer(model: SeqVAE, lr: float) -> torch.optim.Adam:
 
 
 def _backward(model: SeqVAE, tokens: torch.Tensor, lengths: torch.Tensor, beta: float,
-              config: Config) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
+              config: Config, targets: torch.Tensor | None = None,
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
     """Forward and backward pass of one batch; gradients are clipped and left in ``.grad``.
 
     Args:
         tokens: (B, T) padded ``[<bos>, ..., <eos>]`` ids; lengths: (B,).
+        targets: (B, P) standardised properties for the property head, or None.
     Returns:
         the loss, rec (B,), KL per dimension (B, D), and whether loss and gradients are finite.
     """
@@ -335,6 +359,8 @@ def _backward(model: SeqVAE, tokens: torch.Tensor, lengths: torch.Tensor, beta: 
     rec = reconstruction_nll(out.logits, tokens[:, 1:], pad)
     kl_dim = gaussian_kl(out.mu, out.logvar)
     loss = vae_loss(rec, kl_dim, beta, oc.free_bits)
+    if targets is not None:  # predicted from the sampled z, as Gómez-Bombarelli et al. 2018
+        loss = loss + oc.property_weight * property_loss(model.property_head(out.z), targets)
     model.zero_grad(set_to_none=True)
     loss.backward()
     clip = config.train.grad_clip if config.train.grad_clip > 0 else math.inf
