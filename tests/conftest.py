@@ -67,3 +67,10 @@ def trained_text_lm(tmp_path_factory):
     """The same, trained as a language model without a latent (--no-latent); read-only."""
     return _train_tiny(tmp_path_factory, "text_lm", DATA / "ptb_sample.txt",
                        model={"latent_dim": 0})
+
+
+@pytest.fixture(scope="session")
+def trained_smiles_head(tmp_path_factory):
+    """A tiny SMILES VAE with a jointly trained property head; read-only."""
+    return _train_tiny(tmp_path_factory, "smiles_head", DATA / "moses_test_sample.smi",
+                       model={"property_head": 16})
