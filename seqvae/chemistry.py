@@ -1,7 +1,7 @@
 """RDKit at the edge: is a SMILES a molecule, and its canonical form."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from rdkit import Chem, RDLogger
 
@@ -92,3 +92,16 @@ def target_properties(smiles: str) -> tuple[float, float, float, float] | None:
         return None
     return (Crippen.MolLogP(mol), QED.qed(mol), _sascorer().calculateScore(mol),
             penalized_logp(mol))
+
+
+def draw_molecules(smiles: Sequence[str], legends: Sequence[str] | None = None,
+                   per_row: int = 4, size: int = 250):
+    """A grid image (PIL) of molecules, with optional captions; invalid SMILES are left out.
+    None when there is nothing to draw."""
+    from rdkit.Chem import Draw
+    pairs = [(to_molecule(s), legends[i] if legends else s) for i, s in enumerate(smiles)]
+    pairs = [(m, l) for m, l in pairs if m is not None]
+    if not pairs:
+        return None
+    return Draw.MolsToGridImage([m for m, _ in pairs], molsPerRow=per_row,
+                                subImgSize=(size, size), legends=[l for _, l in pairs])

@@ -167,3 +167,25 @@ def _decode_and_score(vae: TrainedVAE, z: torch.Tensor, step: int, names: list[s
                 if start_fps is not None and i < n_molecule_starts:
                     row["similarity"] = float(tanimoto(fingerprints([canon]), start_fps[i:i + 1])[0, 0])
             result.rows.append(row)
+
+
+def neighbourhood(vae: TrainedVAE, smiles: str, n: int = 50, scale: float = 0.3,
+                  seed: int = 0) -> list[dict[str, Any]]:
+    """Molecules decoded (greedily) from n codes around a molecule's posterior mean,
+    z = mu + scale * eps: each with its validity and Morgan Tanimoto similarity to the molecule.
+    Distinct valid ones first, most similar first; invalid decodes are dropped but counted in
+    the last field ``valid_share`` of every row."""
+    bad = vae.problems([smiles])
+    if bad:
+        raise SeqVAEError(f"{smiles!r} is {bad[0]}")
+    vae.require_latent("explore a neighbourhood")
+    mu = vae.encode([smiles], check=False)
+    noise = np.random.default_rng(seed).standard_normal((n, mu.shape[1])).astype(np.float32)
+    decoded = vae.decode(mu + scale * noise)
+    canon = [canonical(d) for d in decoded]
+    valid = sorted({c for c in canon if c})
+    share = sum(c is not None for c in canon) / n
+    sims = tanimoto(fingerprints(valid), fingerprints([canonical(smiles)]))[:, 0] if valid else []
+    rows = [{"smiles": s, "similarity": float(t), "times_decoded": canon.count(s),
+             "valid_share": share} for s, t in zip(valid, sims)]
+    return sorted(rows, key=lambda r: -r["similarity"])

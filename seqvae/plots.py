@@ -11,9 +11,7 @@ def plot_training_curves(metrics_csv: str | Path, png: str | Path) -> Path:
     Three panels share the step axis: reconstruction NLL per sequence (train and validation),
     KL per sequence (train and validation), and the KL weight and learning rate.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
     rows = list(csv.DictReader(open(metrics_csv, newline="")))
     def steps_of(split: str, key: str) -> tuple[list[float], list[float]]:
@@ -21,7 +19,8 @@ def plot_training_curves(metrics_csv: str | Path, png: str | Path) -> Path:
                if r["split"] == split and r.get(key) not in ("", None)]
         return [p[0] for p in pts], [p[1] for p in pts]
 
-    fig, axes = plt.subplots(3, 1, figsize=(7, 8), sharex=True)
+    fig = Figure(figsize=(7, 8))
+    axes = fig.subplots(3, 1, sharex=True)
     for ax, key, title in ((axes[0], "rec", "reconstruction NLL (nats / sequence)"),
                            (axes[1], "kl", "KL (nats / sequence)")):
         for split, style in (("train", "-"), ("valid", "o-")):
@@ -44,7 +43,6 @@ def plot_training_curves(metrics_csv: str | Path, png: str | Path) -> Path:
     fig.tight_layout()
     png = Path(png)
     fig.savefig(png, dpi=110)
-    plt.close(fig)
     return png
 
 
@@ -55,12 +53,11 @@ PROPERTY_LABELS = {"logp": "logP (Crippen)", "qed": "QED", "sa": "SA score",
 def plot_property_distributions(sets: dict[str, dict[str, "np.ndarray"]], png: str | Path) -> Path:
     """Histograms of molecular properties, one panel per property, one curve per named set
     (e.g. {"samples": {...}, "test": {...}}, each {property: values})."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
 
-    fig, axes = plt.subplots(2, 2, figsize=(8, 6))
+    fig = Figure(figsize=(8, 6))
+    axes = fig.subplots(2, 2)
     for ax, (name, label) in zip(axes.flat, PROPERTY_LABELS.items()):
         values = [v[name] for v in sets.values() if len(v.get(name, []))]
         if values:
@@ -76,5 +73,29 @@ def plot_property_distributions(sets: dict[str, dict[str, "np.ndarray"]], png: s
     fig.tight_layout()
     png = Path(png)
     fig.savefig(png, dpi=110)
-    plt.close(fig)
     return png
+
+
+def plot_optimization_trajectory(result, start: str, png: str | Path | None = None):
+    """True (RDKit, valid decodes) and predicted (property head) values along one start's
+    optimisation path; returns the matplotlib figure (and writes ``png`` when given)."""
+    from matplotlib.figure import Figure
+
+    rows = [r for r in result.rows if r["start"] == start]
+    steps = sorted({r["step"] for r in rows})
+    predicted = [next(r["predicted_property"] for r in rows if r["step"] == s) for s in steps]
+    valid = [r for r in rows if r["valid"]]
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    ax.plot(steps, predicted, "-", color="tab:blue", label="predicted by the property head")
+    ax.scatter([r["step"] for r in valid], [r["true_property"] for r in valid], s=14,
+               color="tab:orange", alpha=0.7, label="true (RDKit) of valid decodes")
+    ax.set_xlabel("gradient step")
+    ax.set_ylabel(result.objective)
+    ax.set_title(f"{result.objective} along the latent path from {start}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    if png is not None:
+        fig.savefig(png, dpi=110)
+    return fig
