@@ -295,6 +295,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         base = Config.from_dict(read_checkpoint(args.out / "last.pt")["config"])
     config = config_from_args(args, base)
     summary = train(config, args.out, resume=args.resume, device=args.device, log=_err)
+    if summary.get("rank", 0) != 0:  # under torchrun only rank 0 reports
+        return 0
     vae = load(args.out / "model.pt", device=args.device)
     quality = vae.sample_quality(args.samples, seed=config.train.seed) if args.samples else None
     _print_summary(summary, quality, args.out)

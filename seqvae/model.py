@@ -186,8 +186,8 @@ class SeqVAE(nn.Module):
             total.index_add_(0, rows[start:start + step], logp)
         return total
 
-    def forward(self, tokens: Tensor, lengths: Tensor,
-                decoder_inputs: Tensor | None = None) -> VAEOutput:
+    def forward(self, tokens: Tensor, lengths: Tensor, decoder_inputs: Tensor | None = None,
+                noise: Tensor | None = None) -> VAEOutput:
         """Encode, sample z, and score ``tokens[:, 1:]`` given ``tokens[:, :-1]``.
 
         Args:
@@ -195,9 +195,13 @@ class SeqVAE(nn.Module):
             lengths: (B,) real lengths.
             decoder_inputs: (B, T-1) replaces ``tokens[:, :-1]`` as the decoder's input
                 (for word dropout); None uses it as is.
+            noise: (B, D) the standard normal eps of z = mu + sigma * eps; None draws it.
         """
         mu, logvar = self.forward_encoder(tokens, lengths)
-        z = self.reparameterize(mu, logvar)
+        if noise is None:
+            z = self.reparameterize(mu, logvar)
+        else:
+            z = mu + noise.to(mu) * (0.5 * logvar).exp()
         if decoder_inputs is None:
             decoder_inputs = tokens[:, :-1]
         logits, _ = self.forward_decoder(decoder_inputs, z)

@@ -80,7 +80,8 @@ def vae_loss(rec: Tensor, kl_per_dim: Tensor, beta: float, free_bits: float = 0.
 
 
 def word_dropout(inputs: Tensor, rate: float, unk_id: int, keep: Tensor | None = None,
-                 generator: torch.Generator | None = None) -> Tensor:
+                 generator: torch.Generator | None = None,
+                 uniforms: Tensor | None = None) -> Tensor:
     """Replace a random share of the decoder's input tokens with <unk> (Bowman et al. 2016).
 
     Weakening the decoder's view of the prefix forces it to rely on z.
@@ -89,12 +90,16 @@ def word_dropout(inputs: Tensor, rate: float, unk_id: int, keep: Tensor | None =
         inputs: (B, T) decoder input ids.
         rate: probability of replacing each token.
         keep: (B, T) bool mask of positions never replaced (<bos>, padding).
+        uniforms: (B, T) U(0, 1) draws to use (a token is replaced where draw < rate);
+            None draws them (with ``generator``).
     Returns:
         (B, T) a new tensor; ``inputs`` itself is untouched.
     """
     if rate <= 0:
         return inputs
-    drop = torch.rand(inputs.shape, device=inputs.device, generator=generator) < rate
+    if uniforms is None:
+        uniforms = torch.rand(inputs.shape, device=inputs.device, generator=generator)
+    drop = uniforms.to(inputs.device) < rate
     if keep is not None:
         drop &= ~keep
     return inputs.masked_fill(drop, unk_id)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import load_checkpoint, resolve_device, save_checkpoint
 from .config import Config
 from .data import (PreparedData, TokenizedSplit, bucketed_batches, collate, collate_randomized,
@@ -128,6 +129,12 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
         raise SeqVAEError(f"cannot create the run folder {out}: {exc.strerror}; "
                           "choose another --out") from None
     dev = resolve_device(device)
+    ctx = distributed.init(dev)
+    if ctx.active and dev.type == "cuda":
+        dev = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(dev)
+    if not ctx.is_main:  # only rank 0 talks, shows progress and writes files
+        log, progress = (lambda _: None), False
     resumed = None
     if resume:
         if not (out / "last.pt").exists():
@@ -139,8 +146,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
         torch.set_num_threads(tc.threads)
     torch.manual_seed(tc.seed)
 
-    data = prepare_data(config.data, config.tokenizer,
-                        tokenizer=resumed.tokenizer if resumed else None, log=log)
+    # Rank 0 fetches and tokenises first; the others then read its cache.
+    data = _rank0_first(ctx, lambda: prepare_data(
+        config.data, config.tokenizer, tokenizer=resumed.tokenizer if resumed else None, log=log))
     _log_data(data, log)
     # Record what "auto" resolved to, so the checkpoint says what it was trained on.
     config = config.override("data", kind=data.kind).override("tokenizer", kind=data.tokenizer.kind)
@@ -164,12 +172,17 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
             raise SeqVAEError("--property-head predicts molecular properties from z: it needs a "
                               "SMILES corpus and a latent (--latent-dim above 0)")
         from .properties import compute_properties
-        targets = {name: torch.from_numpy(compute_properties(data.texts[name], log=log))
-                   for name in ("train", "valid")}
+        targets = _rank0_first(ctx, lambda: {
+            name: torch.from_numpy(compute_properties(data.texts[name], log=log))
+            for name in ("train", "valid")})
     model = resumed.model.train() if resumed else SeqVAE(config.model, tokenizer.vocab_size,
                                                          tokenizer.pad_id).to(dev)
     if targets is not None and not resumed:
         model.property_head.set_standardization(targets["train"].numpy())
+    net = model  # what the forward pass goes through: DDP averages the gradients of the ranks
+    if ctx.active:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     optimizer = make_optimizer(model, tc.lr)
     state = TrainState()
     if resumed:
@@ -180,7 +193,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
         torch.set_rng_state(rng)
         log(f"seqvae: resuming {out / 'last.pt'} at step {state.step} "
             f"(epoch {state.epoch + 1}, batch {state.batch_in_epoch})")
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    if ctx.is_main:
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
 
     lengths = train_split.lengths
     steps_per_epoch = len(bucketed_batches(lengths, tc.batch_size, tc.seed, 0))
@@ -191,13 +205,16 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
     kl_span = oc.kl_warmup_steps if oc.kl_warmup_steps is not None else total_steps
     n_params = sum(p.numel() for p in model.parameters())
     log(f"seqvae: {n_params / 1e6:.2f}M parameters on {dev}; {steps_per_epoch} steps per epoch, "
-        f"{total_steps} steps in all; run folder {out}")
+        f"{total_steps} steps in all; run folder {out}"
+        + (f"; {ctx.world} processes (DDP), global batch {tc.batch_size}" if ctx.active else ""))
 
-    metrics = MetricsLog(out / "metrics.csv")
+    metrics = MetricsLog(out / "metrics.csv") if ctx.is_main else _NoMetrics()
     metrics.drop_after(state.step)
     checkpoint_args = dict(config=config, tokenizer=tokenizer, model=model, optimizer=optimizer)
 
     def save(name: str) -> None:
+        if not ctx.is_main:
+            return
         save_checkpoint(out / name, **checkpoint_args,
                         train_state={**asdict(state), "torch_rng": torch.get_rng_state()})
 
@@ -243,20 +260,32 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
                                total_steps, tc.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            # The noise of z and of word dropout is drawn for the whole global batch from a
+            # generator seeded by the step, and each rank takes its rows: the same draws as a
+            # single process, and a resumed run replays them.
+            draws = _step_draws(max(len(index), ctx.world), config.data.max_length + 1,
+                                config.model.latent_dim, tc.seed, state.step)
+            rows, index = ctx.rows(len(index)), ctx.share(index)
             if augment:
                 tokens, seq_lengths = collate_randomized(
                     data.texts["train"], index, tokenizer, config.data.max_length,
                     seed=tc.seed * 100_003 + state.step)
             else:
                 tokens, seq_lengths = collate(train_split, index)
+            if dev.type == "cuda":  # page-locked host memory lets the copy overlap compute
+                tokens = tokens.pin_memory()
             tokens, seq_lengths = tokens.to(dev, non_blocking=True), seq_lengths.to(dev)
+            noise = draws["noise"][rows].to(dev)
+            uniforms = draws["uniforms"][rows, :tokens.size(1) - 1]
             batch_targets = None
             if targets is not None:
                 batch_targets = model.property_head.standardize(
                     targets["train"][torch.as_tensor(index)].to(dev))
-            loss, rec, kl_dim, finite = _backward(model, tokens, seq_lengths, beta, config,
-                                                  batch_targets)
+            loss, rec, kl_dim, finite = _backward(net, model, tokens, seq_lengths, beta, config,
+                                                  batch_targets, noise, uniforms)
             state.batch_in_epoch += 1
+            if ctx.active:  # every rank skips, or none does
+                finite = ctx.sum([0.0 if finite else 1.0])[0] == 0
             if not finite:
                 # Skip the update rather than poison the weights; give up if it keeps happening.
                 state.skipped_steps += 1
@@ -279,15 +308,19 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
             window["tokens"] += int((seq_lengths - 1).sum())
             if state.step % tc.log_every == 0 or state.step == total_steps:
                 now = time.perf_counter()
-                n = window["n"]
-                row = dict(rec=window["rec"] / n, kl=window["kl"] / n, loss=window["loss"] / n,
-                           kl_weight=beta, lr=lr, tokens_per_s=window["tokens"] / (now - window["t0"]))
+                # means over the ranks' equal shares = the means over the global batches
+                rec_sum, kl_sum, loss_sum, tokens_sum = ctx.sum(
+                    [window["rec"], window["kl"], window["loss"], float(window["tokens"])])
+                n = window["n"] * ctx.world
+                row = dict(rec=rec_sum / n, kl=kl_sum / n, loss=loss_sum / n, kl_weight=beta,
+                           lr=lr, tokens_per_s=tokens_sum / (now - window["t0"]))
                 state.seconds = now - t_start
                 metrics.write(step=state.step, epoch=state.epoch, split="train",
                               seconds=state.seconds, **row)
                 bar.set_postfix(rec=f"{row['rec']:.2f}", kl=f"{row['kl']:.2f}", beta=f"{beta:.3f}")
-                bar.write(f"train  step {state.step:>7}  rec {row['rec']:8.3f}  kl {row['kl']:7.3f}"
-                          f"  beta {beta:.4f}  lr {lr:.2e}  {row['tokens_per_s']:,.0f} tokens/s")
+                if ctx.is_main:
+                    bar.write(f"train  step {state.step:>7}  rec {row['rec']:8.3f}  kl {row['kl']:7.3f}"
+                              f"  beta {beta:.4f}  lr {lr:.2e}  {row['tokens_per_s']:,.0f} tokens/s")
                 window = {"rec": 0.0, "kl": 0.0, "loss": 0.0, "n": 0, "tokens": 0, "t0": now}
             if tc.val_every and state.step % tc.val_every == 0:
                 validate()
@@ -315,6 +348,10 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
     if last_validated_step != state.step:
         validate()
     save("last.pt")
+    if not ctx.is_main:
+        ctx.barrier()  # wait until rank 0 has written its files, then leave
+        distributed.shutdown(ctx)
+        return {"rank": ctx.rank, "steps": state.step, "run_dir": str(out)}
     if not (out / "model.pt").exists():  # only when no validation ever improved on -inf
         save("model.pt")
     plot_training_curves(out / "metrics.csv", out / "training.png")
@@ -325,9 +362,12 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
         "steps": state.step, "epochs_completed": state.epoch, "train_seconds": round(state.seconds, 1),
         "skipped_steps": state.skipped_steps, "best_valid_elbo": state.best_val_elbo,
         "best_step": best.blob["train_state"].get("step"),
-        "final_valid": latest_validation, "run_dir": str(out),
+        "final_valid": latest_validation, "run_dir": str(out), "rank": 0,
+        "processes": ctx.world, "global_batch": tc.batch_size,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    ctx.barrier()
+    distributed.shutdown(ctx)
     return summary
 
 
@@ -339,23 +379,56 @@ def make_optimizer(model: SeqVAE, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(model.parameters(), lr=lr)
 
 
-def _backward(model: SeqVAE, tokens: torch.Tensor, lengths: torch.Tensor, beta: float,
-              config: Config, targets: torch.Tensor | None = None,
+def _step_draws(rows: int, width: int, latent_dim: int, seed: int, step: int) -> dict[str, torch.Tensor]:
+    """The random draws of one optimiser step for a whole global batch: the normal noise of z
+    (rows, D) and the uniforms of word dropout (rows, width), from a generator seeded by
+    (seed, step)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return {"noise": torch.randn(rows, latent_dim, generator=g),
+            "uniforms": torch.rand(rows, width, generator=g)}
+
+
+def _rank0_first(ctx: distributed.Context, make: Callable[[], Any]) -> Any:
+    """Run ``make`` on rank 0, then on the others (which then find its files in the cache)."""
+    if ctx.is_main:
+        result = make()
+        ctx.barrier()
+        return result
+    ctx.barrier()
+    return make()
+
+
+class _NoMetrics:
+    """The metrics log of ranks other than 0: they write nothing."""
+
+    def drop_after(self, step: int) -> None:
+        pass
+
+    def write(self, **row: Any) -> None:
+        pass
+
+
+def _backward(net: torch.nn.Module, model: SeqVAE, tokens: torch.Tensor, lengths: torch.Tensor,
+              beta: float, config: Config, targets: torch.Tensor | None = None,
+              noise: torch.Tensor | None = None, uniforms: torch.Tensor | None = None,
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
     """Forward and backward pass of one batch; gradients are clipped and left in ``.grad``.
 
     Args:
+        net: ``model`` itself, or its DistributedDataParallel wrapper.
         tokens: (B, T) padded ``[<bos>, ..., <eos>]`` ids; lengths: (B,).
         targets: (B, P) standardised properties for the property head, or None.
+        noise: (B, D) eps of z; uniforms: (B, T-1) word-dropout draws (None: drawn here).
     Returns:
         the loss, rec (B,), KL per dimension (B, D), and whether loss and gradients are finite.
     """
     pad, oc = model.pad_id, config.objective
     inputs = tokens[:, :-1]
-    inputs = word_dropout(inputs, oc.word_dropout, UNK_ID, keep=(inputs == BOS_ID) | (inputs == pad))
+    inputs = word_dropout(inputs, oc.word_dropout, UNK_ID, keep=(inputs == BOS_ID) | (inputs == pad),
+                          uniforms=uniforms)
     with torch.autocast(tokens.device.type, dtype=torch.bfloat16,
                         enabled=config.train.precision == "bf16"):
-        out = model(tokens, lengths, decoder_inputs=inputs)
+        out = net(tokens, lengths, decoder_inputs=inputs, noise=noise)
     rec = reconstruction_nll(out.logits, tokens[:, 1:], pad)
     kl_dim = gaussian_kl(out.mu, out.logvar)
     loss = vae_loss(rec, kl_dim, beta, oc.free_bits)
