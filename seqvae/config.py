@@ -76,6 +76,9 @@ class ObjectiveConfig:
     kl_cycle_ratio: float = _f(0.5, "cyclical: share of each cycle spent increasing beta")
     free_bits: float = _f(0.0, "per-dimension KL floor in nats (Kingma et al. 2016); 0 = off")
     word_dropout: float = _f(0.0, "share of decoder inputs replaced by <unk> (Bowman et al. 2016)")
+    ae_pretrain_steps: int = _f(0, "train as a plain autoencoder (KL weight 0) for this many "
+                                "steps, then reset the decoder and start the KL schedule "
+                                "(Li et al. 2019); 0: off")
     property_weight: float = _f(1.0, "weight of the property head's mean squared error "
                                 "(standardised properties) in the loss")
 
@@ -144,7 +147,8 @@ class Config:
                                   "max_val_examples", "early_stopping", "log_every",
                                   "save_every", "threads")}
         non_negative = {"model": ("embedding_dim", "latent_dim", "property_head"),
-                        "objective": ("kl_weight", "kl_start_step", "free_bits", "property_weight"),
+                        "objective": ("kl_weight", "kl_start_step", "free_bits", "property_weight",
+                                      "ae_pretrain_steps"),
                         "train": ("lr", "lr_warmup_steps", "min_lr_ratio", "grad_clip")}
         shares = {"model": ("dropout",), "objective": ("word_dropout", "kl_cycle_ratio")}
 

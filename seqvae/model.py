@@ -66,6 +66,26 @@ class SeqVAE(nn.Module):
         else:
             self.output_projection = nn.Linear(c.decoder_hidden, vocab_size)
 
+    def reset_decoder(self) -> None:
+        """Re-initialise the decoder side (z-to-state layer, decoder GRU, output layer), keeping
+        the encoder and the shared embedding: the second phase of Li et al. 2019's pretraining."""
+        for module in (self.decoder, self.output_projection,
+                       getattr(self, "latent_to_hidden", None)):
+            if module is not None:
+                module.reset_parameters()
+        if self.config.tie_weights:
+            nn.init.zeros_(self.output_bias)
+        if not self.has_latent:
+            nn.init.zeros_(self.initial_state)
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """The parameters :meth:`reset_decoder` re-initialises."""
+        modules = [self.decoder, self.output_projection, getattr(self, "latent_to_hidden", None)]
+        params = [p for m in modules if m is not None for p in m.parameters()]
+        if self.config.tie_weights:
+            params.append(self.output_bias)
+        return params
+
     @property
     def has_latent(self) -> bool:
         """False for ``latent_dim == 0``: the same decoder trained as a language model, the

@@ -53,6 +53,7 @@ class TrainState:
     bad_validations: int = 0   # validations since the last improvement
     skipped_steps: int = 0     # steps skipped for a non-finite loss or gradient
     seconds: float = 0.0       # training wall time so far
+    decoder_reset: bool = False  # the reset after autoencoder pretraining has happened
 
 
 @torch.no_grad()
@@ -254,8 +255,17 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
             if state.step >= total_steps:
                 stop = True
                 break
-            beta = kl_weight(state.step, oc.kl_schedule, oc.kl_weight, kl_span,
-                             oc.kl_start_step, oc.kl_cycles, oc.kl_cycle_ratio)
+            pretrain = oc.ae_pretrain_steps
+            if pretrain and state.step >= pretrain and not state.decoder_reset:
+                _reset_decoder(model, optimizer, seed=tc.seed + pretrain)
+                state.decoder_reset = True
+                log(f"seqvae: step {state.step}: autoencoder pretraining done; decoder reset, "
+                    "KL schedule starts (Li et al. 2019)")
+            if state.step < pretrain:  # autoencoder phase: the KL has no weight
+                beta = 0.0
+            else:
+                beta = kl_weight(state.step - pretrain, oc.kl_schedule, oc.kl_weight, kl_span,
+                                 oc.kl_start_step, oc.kl_cycles, oc.kl_cycle_ratio)
             lr = learning_rate(state.step, tc.lr, tc.lr_schedule, tc.lr_warmup_steps,
                                total_steps, tc.min_lr_ratio)
             for group in optimizer.param_groups:
@@ -377,6 +387,16 @@ def make_optimizer(model: SeqVAE, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     except (RuntimeError, TypeError):  # older torch, or a device without the fused kernel
         return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+def _reset_decoder(model: SeqVAE, optimizer: torch.optim.Optimizer, seed: int) -> None:
+    """Re-initialise the decoder from a fixed seed (the same on every rank, and on a resumed
+    run) and forget its Adam moments."""
+    with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model.reset_decoder()
+    for p in model.decoder_parameters():
+        optimizer.state.pop(p, None)
 
 
 def _step_draws(rows: int, width: int, latent_dim: int, seed: int, step: int) -> dict[str, torch.Tensor]:

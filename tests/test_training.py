@@ -166,3 +166,26 @@ def test_augmenting_text_is_refused(tmp_path, text_file):
     config = tiny_config(text_file, max_steps=2).override("data", augment=True)
     with pytest.raises(SeqVAEError, match="augment"):
         train(config, tmp_path / "t", log=lambda _: None, progress=False)
+
+
+def test_autoencoder_pretraining_then_decoder_reset(tmp_path, smiles_file):
+    from helpers import tiny_config
+    config = tiny_config(smiles_file, max_steps=8).override("objective", ae_pretrain_steps=4)
+    lines = []
+    train(config, tmp_path / "ae", log=lines.append, progress=False)
+    assert any("decoder reset" in line for line in lines)
+    rows = [r for r in csv.DictReader(open(tmp_path / "ae" / "metrics.csv")) if r["split"] == "train"]
+    betas = {int(r["step"]): float(r["kl_weight"]) for r in rows}
+    assert betas[2] == betas[4] == 0.0            # logged after steps 0..3: the AE phase
+    assert betas[6] > 0
+
+
+def test_reset_decoder_keeps_the_encoder():
+    from seqvae.config import ModelConfig
+    from seqvae.model import SeqVAE
+    model = SeqVAE(ModelConfig(embedding_dim=8, encoder_hidden=8, latent_dim=4, decoder_hidden=8), 12)
+    encoder = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("encoder", "to_mu", "embedding"))}
+    decoder = model.decoder.weight_hh_l0.clone()
+    model.reset_decoder()
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in encoder.items())
+    assert not torch.equal(decoder, model.decoder.weight_hh_l0)
