@@ -93,7 +93,7 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
         batch, lengths = collate(split, index)
         batch, lengths = batch.to(device), lengths.to(device)
         beta = kl_weight(i, oc.kl_schedule, oc.kl_weight, oc.kl_warmup_steps or 1000)
-        _backward(model, batch, lengths, beta, config)
+        _backward(model, model, batch, lengths, beta, config)
         optimizer.step()
         if i >= warmup:
             n = int(lengths.sum())
