@@ -139,8 +139,8 @@ def _csv_column(text: str, column: str | None, path: Path) -> list[tuple[int, st
     i = header.index(column)
     if '"' in text:
         rows = csv.reader(io.StringIO(text), strict=True)
-        next(rows)
         try:
+            next(rows)
             return [(rows.line_num, (row[i] if i < len(row) else "").strip()) for row in rows]
         except csv.Error as e:
             raise SeqVAEError(f"{path}: line {rows.line_num} is not valid CSV ({e}); check its "

@@ -389,3 +389,10 @@ def test_a_carriage_return_inside_a_csv_header_is_a_clear_error(tmp_path):
     path.write_bytes(b"\r\x01")
     with pytest.raises(SeqVAEError, match="line 1 is not a valid CSV header"):
         read_sequences(path)
+
+
+def test_a_lone_quote_in_a_csv_is_a_clear_error(tmp_path):
+    path = tmp_path / "quote.csv"
+    path.write_bytes(b'"')
+    with pytest.raises(SeqVAEError, match="not valid CSV|no CSV column|which CSV column"):
+        read_sequences(path)
