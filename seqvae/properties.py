@@ -119,19 +119,12 @@ def evaluate_head(model, split, targets: Tensor, batch_size: int = 512,
                   max_examples: int | None = None) -> dict[str, dict[str, float]]:
     """MAE and R^2 of the model's property head, predicting from posterior means, on a
     tokenised split whose rows align with ``targets`` (N, P) in the properties' units."""
-    from .data import collate
     n = len(split) if max_examples is None else min(len(split), max_examples)
     was_training = model.training
     model.eval()
-    predictions = []
-    for start in range(0, n, batch_size):
-        index = np.arange(start, min(start + batch_size, n))
-        tokens, lengths = collate(split, index)
-        mu, _ = model.forward_encoder(tokens.to(model.device), lengths.to(model.device))
-        predictions.append(model.property_head.predict(mu).cpu().numpy())
+    predicted = model.property_head.predict(_encode_means(model, split, n, batch_size))
     model.train(was_training)
-    predicted = np.concatenate(predictions) if predictions else np.zeros((0, targets.shape[1]))
-    return regression_metrics(predicted, targets[:n].numpy())
+    return regression_metrics(predicted.cpu().numpy(), targets[:n].numpy())
 
 
 def format_head_metrics(metrics: dict[str, dict[str, float]]) -> str:
