@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start-file", type=Path, default=None, help="start molecules, one per line")
     p.add_argument("--from-prior", type=int, default=0, metavar="N",
                    help="also start from N samples of the prior")
+    p.add_argument("--start-lowest", type=int, default=0, metavar="N",
+                   help="also start from the N test molecules of the model's corpus with the "
+                   "lowest objective (the constrained benchmark of Jin et al. 2018 uses 800)")
     p.add_argument("--steps", type=int, default=100, help="gradient steps on z")
     p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate on z")
     p.add_argument("--prior-weight", type=float, default=0.1,
@@ -218,8 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decode-every", type=int, default=10)
     p.add_argument("--samples", type=int, default=3,
                    help="sampled decodes per point, besides the greedy one")
-    p.add_argument("--similarity-min", type=float, default=None, metavar="DELTA",
-                   help="only molecules with Morgan Tanimoto similarity >= DELTA to their start")
+    p.add_argument("--similarity-min", type=float, nargs="+", default=None, metavar="DELTA",
+                   help="only molecules with Morgan Tanimoto similarity >= DELTA to their start; "
+                   "with start molecules, also the success rate, mean improvement and mean "
+                   "similarity at each DELTA (several allowed: --similarity-min 0.4 0.6)")
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("-o", "--output", type=Path, default=None, help="CSV of every decode")
     p.add_argument("--seed", type=int, default=0)
@@ -457,27 +462,40 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from .api import load
     from .corpora import read_sequences
     from .errors import SeqVAEError
-    from .optimization import optimize
+    from .optimization import lowest_test_molecules, optimize
     if args.steps < 0 or args.decode_every < 1 or args.samples < 0 or args.top_k < 1 \
-            or args.from_prior < 0:
-        raise SeqVAEError("--steps, --samples and --from-prior must not be negative; "
-                          "--decode-every and --top-k must be at least 1")
-    if args.similarity_min is not None and not 0 <= args.similarity_min <= 1:
+            or args.from_prior < 0 or args.start_lowest < 0:
+        raise SeqVAEError("--steps, --samples, --from-prior and --start-lowest must not be "
+                          "negative; --decode-every and --top-k must be at least 1")
+    deltas = args.similarity_min or [None]
+    if any(d is not None and not 0 <= d <= 1 for d in deltas):
         raise SeqVAEError("--similarity-min must be between 0 and 1")
     starts = list(args.start) + (read_sequences(args.start_file) if args.start_file else [])
     vae = load(args.checkpoint, device=args.device)
+    if args.start_lowest:
+        lowest = lowest_test_molecules(vae, args.objective, args.start_lowest, log=_err)
+        _err(f"seqvae: starting from the {len(lowest):,} test molecules with the lowest "
+             f"{args.objective} ({lowest[0][1]:.2f} to {lowest[-1][1]:.2f})")
+        starts += [smiles for smiles, _ in lowest]
     result = optimize(vae, args.objective, starts=starts, from_prior=args.from_prior,
                       steps=args.steps, lr=args.lr, prior_weight=args.prior_weight,
                       decode_every=args.decode_every, samples_per_point=args.samples,
                       seed=args.seed, progress=True)
-    best = result.best(args.top_k, args.similarity_min)
-    sim = f", similarity to start >= {args.similarity_min}" if args.similarity_min is not None else ""
-    print(f"top {len(best)} valid molecules by true {args.objective} (RDKit){sim}:")
-    print(f"  {'true':>8} {'predicted':>9} {'sim':>5} {'step':>5}  smiles")
-    for r in best:
-        shown_sim = f"{r['similarity']:.2f}" if r["similarity"] is not None else "-"
-        print(f"  {r['true_property']:>8.3f} {r['predicted_property']:>9.3f} {shown_sim:>5} "
-              f"{r['step']:>5}  {r['smiles']}")
+    for delta in deltas:
+        best = result.best(args.top_k, delta)
+        sim = f", similarity to start >= {delta}" if delta is not None else ""
+        print(f"top {len(best)} valid molecules by true {args.objective} (RDKit){sim}:")
+        print(f"  {'true':>8} {'predicted':>9} {'sim':>5} {'step':>5}  smiles")
+        for r in best:
+            shown_sim = f"{r['similarity']:.2f}" if r["similarity"] is not None else "-"
+            print(f"  {r['true_property']:>8.3f} {r['predicted_property']:>9.3f} {shown_sim:>5} "
+                  f"{r['step']:>5}  {r['smiles']}")
+        if delta is not None and result.start_values:
+            c = result.constrained(delta)
+            print(f"constrained (delta {delta}): {c['success']:.1%} of {c['starts']:,} start "
+                  f"molecules improved by a different molecule this similar; among them mean "
+                  f"improvement {c['improvement']:.2f} (sd {c['improvement_std']:.2f}), mean "
+                  f"similarity {c['similarity']:.2f}; over all starts {c['improvement_all']:.2f}")
     print(f"decodes: {result.decodes:,}, valid {result.valid_decodes:,} ({result.validity:.1%}); "
           "invalid ones are counted here and never returned")
     if args.output:

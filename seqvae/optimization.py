@@ -36,6 +36,7 @@ class OptimizationResult:
     rows: list[dict[str, Any]] = field(default_factory=list)   # every decode, CSV_FIELDS
     decodes: int = 0
     valid_decodes: int = 0
+    start_values: dict[str, float] = field(default_factory=dict)  # start molecule -> property
 
     @property
     def validity(self) -> float:
@@ -67,12 +68,81 @@ class OptimizationResult:
             out.setdefault(r["start"], r)
         return out
 
+    def constrained(self, delta: float) -> dict[str, float]:
+        """The constrained-optimisation benchmark of Jin et al. 2018 (JT-VAE, section 4.3).
+
+        For each start molecule, its best decode that is a different molecule with Morgan
+        Tanimoto similarity >= delta to it; the start succeeds when that decode's true property
+        beats the start's own. As in the paper, improvement and similarity are averaged over the
+        successful starts.
+
+        Returns:
+            starts, success (share of starts), improvement and similarity (means over the
+            successes, NaN when there are none) and improvement_all (mean over every start,
+            failures counting as 0).
+        """
+        return constrained_summary(self.rows, self.start_values, delta)
+
     def write_csv(self, path: str | Path) -> None:
         with open(path, "w", newline="") as fh:
             writer = csv.DictWriter(fh, CSV_FIELDS)
             writer.writeheader()
             for r in self.rows:
                 writer.writerow({k: ("" if r[k] is None else r[k]) for k in CSV_FIELDS})
+
+
+def constrained_summary(rows: Sequence[dict[str, Any]], start_values: dict[str, float],
+                        delta: float) -> dict[str, float]:
+    """See :meth:`OptimizationResult.constrained`.
+
+    Args:
+        rows: decodes, as :attr:`OptimizationResult.rows`.
+        start_values: true property of each start molecule, keyed by its canonical SMILES.
+    """
+    best: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if (r["valid"] and r["start"] in start_values and r["smiles"] != r["start"]
+                and r["similarity"] is not None and r["similarity"] >= delta
+                and (r["start"] not in best or r["true_property"] > best[r["start"]]["true_property"])):
+            best[r["start"]] = r
+    gains, sims = [], []
+    for start, value in start_values.items():
+        r = best.get(start)
+        if r is not None and r["true_property"] > value:
+            gains.append(r["true_property"] - value)
+            sims.append(r["similarity"])
+    n = len(start_values)
+    return {"delta": delta, "starts": n, "success": len(gains) / n if n else float("nan"),
+            "improvement": float(np.mean(gains)) if gains else float("nan"),
+            "improvement_std": float(np.std(gains)) if gains else float("nan"),
+            "similarity": float(np.mean(sims)) if sims else float("nan"),
+            "improvement_all": float(np.sum(gains) / n) if n else float("nan")}
+
+
+def lowest_test_molecules(vae: TrainedVAE, objective: str, n: int,
+                          log=print) -> list[tuple[str, float]]:
+    """The n molecules of the model's test split with the lowest true ``objective`` (RDKit,
+    computed once and cached), lowest first: the starts of the constrained benchmark
+    (Jin et al. 2018 use the 800 lowest penalised-logP molecules of their test set)."""
+    from .data import prepare_data
+    from .properties import compute_properties
+    if objective not in OBJECTIVES:
+        raise SeqVAEError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    data = prepare_data(vae.config.data, vae.config.tokenizer, tokenizer=vae.tokenizer, log=log)
+    test = data.texts.get("test") or []
+    if not test:
+        raise SeqVAEError("the model's corpus has no test split to take start molecules from")
+    values = compute_properties(test, log=log)[:, TARGET_PROPERTIES.index(objective)]
+    order = [i for i in np.argsort(values, kind="stable") if np.isfinite(values[i])]
+    picked, seen = [], set()
+    for i in order:
+        canon = canonical(test[i])
+        if canon and canon not in seen:
+            seen.add(canon)
+            picked.append((canon, float(values[i])))
+        if len(picked) == n:
+            break
+    return picked
 
 
 def optimize(vae: TrainedVAE, objective: str, starts: Sequence[str] | None = None,
@@ -117,6 +187,7 @@ def optimize(vae: TrainedVAE, objective: str, starts: Sequence[str] | None = Non
     z = torch.tensor(np.concatenate(codes), device=device, requires_grad=True)
     optimizer = torch.optim.Adam([z], lr=lr)
     result = OptimizationResult(objective)
+    result.start_values = {name: _true_properties(name)[column] for name in names[:len(starts)]}
     for p in vae.model.parameters():  # only z moves
         p.requires_grad_(False)
     checkpoints = sorted(set(range(0, steps + 1, max(1, decode_every))) | {steps})

@@ -1,11 +1,13 @@
 import csv
+import math
 
 import pytest
 
 import seqvae
 from seqvae.cli import main
 from seqvae.errors import SeqVAEError
-from seqvae.optimization import CSV_FIELDS, optimize
+from seqvae.optimization import (CSV_FIELDS, constrained_summary, lowest_test_molecules,
+                                 optimize)
 
 STARTS = ["CC(=O)Nc1ccc(O)cc1", "c1ccccc1CCN"]
 
@@ -74,3 +76,51 @@ def test_optimize_command_writes_the_csv(trained_smiles_head, tmp_path, capsys):
     assert list(rows[0]) == CSV_FIELDS and len(rows) == 4 * 3 * 2
     assert main(["optimize", str(trained_smiles_head / "model.pt"), "--objective", "qed",
                  "--from-prior", "1", "--similarity-min", "2"]) == 2
+
+
+def _row(start, smiles, value, similarity, valid=True):
+    return {"start": start, "step": 0, "smiles": smiles, "valid": valid,
+            "true_property": value if valid else None, "predicted_property": 0.0,
+            "similarity": similarity}
+
+
+def test_constrained_summary_against_hand_computed_values():
+    start_values = {"A": -5.0, "B": 1.0, "C": 0.0}
+    rows = [
+        _row("A", "A", 9.0, 1.0),          # the start itself never counts
+        _row("A", "x", -4.0, 0.7),         # +1.0 at similarity 0.7
+        _row("A", "y", -2.0, 0.5),         # +3.0 at 0.5: best at delta 0.4, too far at 0.6
+        _row("A", "bad", None, None, valid=False),
+        _row("B", "z", 0.5, 0.9),          # worse than its start: no success
+        _row("C", "w", 2.0, 0.45),         # +2.0 at 0.45
+        _row("prior:0", "v", 50.0, None),  # not a molecule start
+    ]
+    at_04 = constrained_summary(rows, start_values, 0.4)
+    assert at_04["starts"] == 3 and at_04["success"] == pytest.approx(2 / 3)
+    assert at_04["improvement"] == pytest.approx(2.5)          # (3 + 2) / 2
+    assert at_04["improvement_std"] == pytest.approx(0.5)
+    assert at_04["similarity"] == pytest.approx(0.475)         # (0.5 + 0.45) / 2
+    assert at_04["improvement_all"] == pytest.approx(5 / 3)
+    at_06 = constrained_summary(rows, start_values, 0.6)
+    assert at_06["success"] == pytest.approx(1 / 3)
+    assert at_06["improvement"] == pytest.approx(1.0) and at_06["similarity"] == pytest.approx(0.7)
+    nothing = constrained_summary(rows, start_values, 0.95)
+    assert nothing["success"] == 0 and math.isnan(nothing["improvement"])
+
+
+def test_constrained_benchmark_from_the_lowest_test_molecules(vae, trained_smiles_head, capsys):
+    lowest = lowest_test_molecules(vae, "plogp", 3, log=lambda _: None)
+    values = [v for _, v in lowest]
+    assert len(lowest) == 3 and values == sorted(values)
+    assert len({s for s, _ in lowest}) == 3
+    r = optimize(vae, "plogp", starts=[s for s, _ in lowest], steps=2, decode_every=1,
+                 samples_per_point=1)
+    assert r.start_values == pytest.approx(dict(lowest), abs=1e-4)
+    summary = r.constrained(0.4)
+    assert summary["starts"] == 3 and 0 <= summary["success"] <= 1
+    assert main(["optimize", str(trained_smiles_head / "model.pt"), "--objective", "plogp",
+                 "--start-lowest", "2",
+                 "--steps", "2", "--decode-every", "1", "--samples", "1",
+                 "--similarity-min", "0.4", "0.6"]) == 0
+    printed = capsys.readouterr().out
+    assert "constrained (delta 0.4)" in printed and "constrained (delta 0.6)" in printed
