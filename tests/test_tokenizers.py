@@ -324,3 +324,16 @@ def test_selfies_needs_a_smiles_corpus():
     from seqvae.config import TokenizerConfig
     with pytest.raises(SeqVAEError, match="selfies"):
         fit_tokenizer(TokenizerConfig(kind="selfies"), ["a sentence"], "text")
+
+
+def test_selfies_large_batches_are_translated_in_parallel_with_the_same_result(smiles_file,
+                                                                              monkeypatch):
+    import seqvae.tokenizers as tokenizers
+    from seqvae.tokenizers import SelfiesTokenizer
+    smiles = smiles_file.read_text().split()[:200] + ["C1CC"]
+    serial = SelfiesTokenizer.fit(smiles)
+    monkeypatch.setattr(tokenizers, "SELFIES_PARALLEL_MIN", 10)
+    monkeypatch.setattr(tokenizers.os, "cpu_count", lambda: 2)   # a pool even on one core
+    parallel = SelfiesTokenizer.fit(smiles)
+    assert parallel.state_dict() == serial.state_dict()
+    assert parallel.encode_batch(smiles) == [serial.encode(s) for s in smiles]
