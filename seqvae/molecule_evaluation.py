@@ -29,6 +29,9 @@ from .moses_metrics import (chemnet_stats, cosine_similarity, filter_pass_rate, 
                             unique_at, valid_canonical)
 
 
+REFERENCE_CHUNK = 5000  # molecules per worker job when computing reference statistics
+
+
 @dataclass
 class ReferenceSet:
     """What the MOSES metrics compare generated molecules with."""
@@ -57,8 +60,19 @@ def reference_set(smiles: Sequence[str], log: Callable[[str], None] = print) -> 
                             (blob["chemnet_mu"], blob["chemnet_sigma"]))
     started = time.perf_counter()
     log(f"seqvae: computing reference statistics of {len(smiles):,} molecules (once; cached)")
-    ref = ReferenceSet(fingerprints(smiles), fragment_counts(smiles), scaffold_counts(smiles),
-                       chemnet_stats(smiles))
+    chunks = [list(smiles[i:i + REFERENCE_CHUNK]) for i in range(0, len(smiles), REFERENCE_CHUNK)]
+    workers = min(os.cpu_count() or 1, len(chunks))
+    if workers > 1:
+        with Pool(workers) as pool:
+            parts = pool.map(_rdkit_statistics, chunks)
+    else:
+        parts = list(map(_rdkit_statistics, chunks))
+    fragments, scaffolds = Counter(), Counter()
+    for _, frags, scafs in parts:
+        fragments.update(frags)
+        scaffolds.update(scafs)
+    fps = np.concatenate([f for f, _, _ in parts]) if parts else np.zeros((0, 1024), np.uint8)
+    ref = ReferenceSet(fps, fragments, scaffolds, chemnet_stats(smiles))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
     np.savez(tmp, fingerprints=np.packbits(ref.fingerprints, axis=1),
@@ -67,6 +81,11 @@ def reference_set(smiles: Sequence[str], log: Callable[[str], None] = print) -> 
     os.replace(tmp, path)
     log(f"seqvae: reference statistics ready in {time.perf_counter() - started:.0f} s ({path})")
     return ref
+
+
+def _rdkit_statistics(smiles: list[str]) -> tuple[np.ndarray, Counter, Counter]:
+    """Fingerprints, fragment counts and scaffold counts of one chunk (a worker's job)."""
+    return fingerprints(smiles), fragment_counts(smiles), scaffold_counts(smiles)
 
 
 def canonical_training_set(smiles: Sequence[str], log: Callable[[str], None] = print) -> set[str]:
@@ -136,7 +155,11 @@ def evaluate_molecules(vae: TrainedVAE, n: int = 30000, seed: int = 0,
     data = prepare_data(vae.config.data, vae.config.tokenizer, tokenizer=vae.tokenizer, log=log)
     ref_names = [name for name in ("test", "test_scaffolds") if data.texts.get(name)]
     references = {name: reference_set(data.texts[name], log) for name in ref_names}
-    train = canonical_training_set(data.texts["train"], log)
+    # The data pipeline already holds canonical SMILES unless told not to (files are
+    # canonicalised, MOSES ships canonical ones), so novelty needs no second pass over them.
+    dc = vae.config.data
+    train = (set(data.texts["train"]) if dc.check_smiles is not False and dc.canonicalize is not False
+             else canonical_training_set(data.texts["train"], log))
     samples = vae.sample(n, seed=seed, progress=progress)
     result = generation_metrics(samples, train, references)
     test = data.texts.get("test", [])

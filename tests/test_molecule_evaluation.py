@@ -31,3 +31,14 @@ def test_novel_molecules_and_properties(molecules):
     assert r["novelty"] == 1.0 and "fcd/test" not in r
     table = property_table(["CCO", "bad", "c1ccccc1"])
     assert set(table) == {"logp", "qed", "sa", "mw"} and len(table["mw"]) == 2
+
+
+def test_reference_statistics_in_parallel_chunks_equal_the_serial_ones(molecules, monkeypatch):
+    import seqvae.molecule_evaluation as me
+    from seqvae.moses_metrics import fingerprints, fragment_counts, scaffold_counts
+    part = molecules[:41]                                    # not cached by the test above
+    monkeypatch.setattr(me, "REFERENCE_CHUNK", 10)           # 5 chunks
+    monkeypatch.setattr(me.os, "cpu_count", lambda: 2)       # a pool even on one core
+    ref = reference_set(part, log=lambda _: None)
+    assert (ref.fingerprints == fingerprints(part)).all()
+    assert ref.fragments == fragment_counts(part) and ref.scaffolds == scaffold_counts(part)
