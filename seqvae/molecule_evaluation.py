@@ -120,9 +120,10 @@ def generation_metrics(samples: Sequence[str], train: set[str],
     result.update({"intdiv1": internal_diversity(fps, 1), "intdiv2": internal_diversity(fps, 2),
                    "filters": filter_pass_rate(valid, moses_filters())})
     frags, scafs = fragment_counts(valid), scaffold_counts(valid)
+    sample_stats = chemnet_stats(valid) if references and len(valid) > 1 else None
     for name, ref in references.items():
-        result[f"fcd/{name}"] = (frechet_chemnet_distance(valid, ref.chemnet)
-                                 if len(valid) > 1 else float("nan"))
+        result[f"fcd/{name}"] = (frechet_chemnet_distance(sample_stats, ref.chemnet)
+                                 if sample_stats is not None else float("nan"))
         result[f"snn/{name}"] = nearest_neighbour_similarity(fps, ref.fingerprints)
         result[f"frag/{name}"] = cosine_similarity(frags, ref.fragments)
         result[f"scaf/{name}"] = cosine_similarity(scafs, ref.scaffolds)

@@ -176,12 +176,13 @@ def moses_filters() -> tuple[Chem.Mol, ...]:
     return tuple(mcf + pains)
 
 
-def frechet_chemnet_distance(smiles: Sequence[str], reference_stats: tuple[np.ndarray, np.ndarray],
-                             model=None) -> float:
-    """FCD of ``smiles`` to a reference set given by its ChemNet activation mean and covariance
-    (:func:`chemnet_stats`)."""
+def frechet_chemnet_distance(smiles: Sequence[str] | tuple[np.ndarray, np.ndarray],
+                             reference_stats: tuple[np.ndarray, np.ndarray], model=None) -> float:
+    """FCD of ``smiles`` (or of their :func:`chemnet_stats`, to compare one set with several
+    references without running ChemNet again) to a reference set given by its ChemNet
+    activation mean and covariance."""
     from fcd import calculate_frechet_distance
-    mu, sigma = chemnet_stats(smiles, model)
+    mu, sigma = smiles if isinstance(smiles, tuple) else chemnet_stats(smiles, model)
     return float(calculate_frechet_distance(mu, sigma, *reference_stats))
 
 

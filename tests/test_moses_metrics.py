@@ -81,3 +81,6 @@ def test_fcd_is_zero_to_itself_and_positive_to_another_set(smiles_file):
     assert stats[0].shape == (512,) and stats[1].shape == (512, 512)
     assert abs(frechet_chemnet_distance(a, stats)) < 1e-3
     assert frechet_chemnet_distance(b, stats) > 10      # chains of C and O are unlike drugs
+    # given the statistics instead of the molecules, the same distance without ChemNet
+    assert frechet_chemnet_distance(chemnet_stats(b), stats) == pytest.approx(
+        frechet_chemnet_distance(b, stats))
