@@ -142,6 +142,8 @@ def lowest_test_molecules(vae: TrainedVAE, objective: str, n: int,
             picked.append((canon, float(values[i])))
         if len(picked) == n:
             break
+    if not picked:
+        raise SeqVAEError(f"no test molecule has a finite {objective}; RDKit could not score any")
     return picked
 
 
