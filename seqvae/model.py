@@ -15,13 +15,15 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from .config import ModelConfig
+from .objective import linear_cross_entropy
 
 
 class VAEOutput(NamedTuple):
-    logits: Tensor  # (B, T-1, V) scores for tokens[:, 1:]
-    mu: Tensor      # (B, D)
-    logvar: Tensor  # (B, D)
-    z: Tensor       # (B, D)
+    rec: Tensor                  # (B,) -log p(x|z) of each sequence, nats (fp32)
+    mu: Tensor                   # (B, D)
+    logvar: Tensor               # (B, D)
+    z: Tensor                    # (B, D)
+    logits: Tensor | None = None  # (B, T-1, V) scores for tokens[:, 1:], if asked for
 
 
 class SeqVAE(nn.Module):
@@ -179,12 +181,34 @@ class SeqVAE(nn.Module):
             out = out @ self.embedding.weight.t() + self.output_bias
         return out
 
-    def log_likelihood(self, tokens: Tensor, z: Tensor, max_scores: int = 2 ** 25) -> Tensor:
-        """log p(x|z) of whole sequences, summed over their tokens (<eos> included).
+    def sequence_nll(self, states: Tensor, targets: Tensor, max_scores: int = 2 ** 23) -> Tensor:
+        """-log p(targets | decoder states), summed over each sequence's real tokens.
 
-        Scores only the real target positions, a slice at a time, so that at most about
-        ``max_scores`` vocabulary scores exist at once: this is what makes importance
-        sampling with hundreds of z per sequence fit in memory.
+        Uses the fused, sliced cross-entropy of :func:`seqvae.objective.linear_cross_entropy`:
+        at most about ``max_scores`` vocabulary scores exist at once (what makes importance
+        sampling with hundreds of z per sequence fit in memory), and training never writes out
+        the (B, T, V) log-probabilities. Padding positions are scored and then ignored: with
+        length-bucketed batches they are a few percent, and cheaper than gathering the real
+        positions out and scattering their gradients back.
+
+        Args:
+            states: (B, T, H) decoder outputs from :meth:`decoder_states`.
+            targets: (B, T) ids, ``pad_id`` after each sequence's end.
+        Returns:
+            (B,) nats (fp32).
+        """
+        features = self.output_dropout(states).reshape(-1, states.size(-1))   # (B*T, H)
+        if self.config.tie_weights:
+            features = self.output_projection(features)                        # (B*T, E)
+            weight, bias = self.embedding.weight, self.output_bias
+        else:
+            weight, bias = self.output_projection.weight, self.output_projection.bias
+        token_nll = linear_cross_entropy(features, weight, bias, targets.reshape(-1),
+                                         ignore_index=self.pad_id, max_scores=max_scores)
+        return token_nll.view(targets.shape).sum(dim=1)
+
+    def log_likelihood(self, tokens: Tensor, z: Tensor, max_scores: int = 2 ** 23) -> Tensor:
+        """log p(x|z) of whole sequences, summed over their tokens (<eos> included).
 
         Args:
             tokens: (B, T) padded ``[<bos>, ..., <eos>]`` ids.
@@ -193,21 +217,10 @@ class SeqVAE(nn.Module):
             (B,) nats (fp32).
         """
         states, _ = self.decoder_states(tokens[:, :-1], z)            # (B, T-1, H)
-        targets = tokens[:, 1:]
-        real = targets != self.pad_id
-        rows = real.nonzero(as_tuple=True)[0]                          # (N,) row of each target
-        flat_states, flat_targets = states[real], targets[real]        # (N, H), (N,)
-        total = torch.zeros(tokens.size(0), device=tokens.device)
-        step = max(1, max_scores // self.vocab_size)
-        for start in range(0, flat_targets.numel(), step):
-            logits = self.project(flat_states[start:start + step]).float()
-            logp = -nn.functional.cross_entropy(logits, flat_targets[start:start + step],
-                                                reduction="none")
-            total.index_add_(0, rows[start:start + step], logp)
-        return total
+        return -self.sequence_nll(states, tokens[:, 1:], max_scores)
 
     def forward(self, tokens: Tensor, lengths: Tensor, decoder_inputs: Tensor | None = None,
-                noise: Tensor | None = None) -> VAEOutput:
+                noise: Tensor | None = None, return_logits: bool = False) -> VAEOutput:
         """Encode, sample z, and score ``tokens[:, 1:]`` given ``tokens[:, :-1]``.
 
         Args:
@@ -216,6 +229,8 @@ class SeqVAE(nn.Module):
             decoder_inputs: (B, T-1) replaces ``tokens[:, :-1]`` as the decoder's input
                 (for word dropout); None uses it as is.
             noise: (B, D) the standard normal eps of z = mu + sigma * eps; None draws it.
+            return_logits: also return the (B, T-1, V) scores (slower, and in training mode
+                with their own dropout draw; the reconstruction term ``rec`` never needs them).
         """
         mu, logvar = self.forward_encoder(tokens, lengths)
         if noise is None:
@@ -224,8 +239,10 @@ class SeqVAE(nn.Module):
             z = mu + noise.to(mu) * (0.5 * logvar).exp()
         if decoder_inputs is None:
             decoder_inputs = tokens[:, :-1]
-        logits, _ = self.forward_decoder(decoder_inputs, z)
-        return VAEOutput(logits, mu, logvar, z)
+        states, _ = self.decoder_states(decoder_inputs, z)              # (B, T-1, H)
+        rec = self.sequence_nll(states, tokens[:, 1:])
+        logits = self.project(states) if return_logits else None
+        return VAEOutput(rec, mu, logvar, z, logits)
 
 
 def unrolled_gru(gru: nn.GRU, x: Tensor, h0: Tensor,
@@ -266,9 +283,10 @@ def unrolled_gru(gru: nn.GRU, x: Tensor, h0: Tensor,
 def unrolled_encoder(gru: nn.GRU, x: Tensor, lengths: Tensor) -> Tensor:
     """Final states of a batch-first ``nn.GRU`` (either direction) over padded sequences.
 
-    Each row's state stops changing after its length, and the backward direction reads each
-    sequence reversed within its own length, so padding and batch neighbours change nothing:
-    the same result as packing the sequences, without the O(T^2) backward of ``nn.GRU``.
+    A row's final state is its output at step length - 1, which the padding after it cannot
+    have touched; the backward direction reads each sequence reversed within its own length.
+    So padding and batch neighbours change nothing: the same result as packing the sequences,
+    without the O(T^2) backward of ``nn.GRU``, and without a per-step mask.
 
     Args:
         x: (B, T, I); lengths: (B,).
@@ -281,6 +299,7 @@ def unrolled_encoder(gru: nn.GRU, x: Tensor, lengths: Tensor) -> Tensor:
     mask = steps.unsqueeze(0) < lengths.unsqueeze(1)                              # (B, T)
     # t -> len-1-t inside each sequence, identity on padding; it is its own inverse
     flip = torch.where(mask, lengths.unsqueeze(1) - 1 - steps, steps)
+    last = (lengths - 1).view(B, 1, 1)
     h0 = x.new_zeros(B, gru.hidden_size)
     layer_input = x
     for k in range(gru.num_layers):
@@ -288,9 +307,9 @@ def unrolled_encoder(gru: nn.GRU, x: Tensor, lengths: Tensor) -> Tensor:
         for suffix in ("", "_reverse")[:2 if gru.bidirectional else 1]:
             w_ih, w_hh, b_ih, b_hh = _weights(gru, k, suffix)
             seq = layer_input if not suffix else _gather_time(layer_input, flip)
-            out, h = _gru_layer(_project(seq, w_ih, b_ih), h0, w_hh, b_hh, mask)
+            out, _ = _gru_layer(_project(seq, w_ih, b_ih), h0, w_hh, b_hh)
+            finals.append(out.gather(1, last.expand(-1, 1, out.size(-1))).squeeze(1))
             outputs.append(out if not suffix else _gather_time(out, flip))
-            finals.append(h)
         layer_input = torch.cat(outputs, dim=-1)
         if gru.dropout and gru.training and k < gru.num_layers - 1:
             layer_input = nn.functional.dropout(layer_input, gru.dropout, training=True)
@@ -312,23 +331,21 @@ def _gather_time(x: Tensor, index: Tensor) -> Tensor:
     return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.size(-1)))
 
 
-def _gru_layer(projected: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor,
-               mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def _gru_layer(projected: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor
+               ) -> tuple[Tensor, Tensor]:
     """Run one GRU layer over precomputed input projections (B, T, 3H) from state h (B, H).
 
-    With ``mask`` (B, T), a row's state is held where the mask is False (after its end).
     Returns the outputs (B, T, H) and the final state (B, H).
     """
     H, outputs = h.size(-1), []
     h = h.float()  # the state accumulates over time: keep it fp32 under bf16 autocast
-    for t, step in enumerate(projected.unbind(1)):                              # (B, 3H)
+    for step in projected.unbind(1):                                            # (B, 3H)
         # split/chunk, not [:, a:b]: their backward is one cat, not a zero-fill per slice
         input_ru, input_n = step.split((2 * H, H), dim=1)
         # linear() on the leaf weight, so bf16 autocast casts it once, not at every step
         hidden_ru, hidden_n = nn.functional.linear(h, w_hh, b_hh).split((2 * H, H), dim=1)
         reset, update = torch.sigmoid(input_ru + hidden_ru).chunk(2, dim=1)
         candidate = torch.tanh(input_n + reset * hidden_n)
-        new = candidate + update * (h - candidate)                              # (1-u) n + u h
-        h = new if mask is None else torch.where(mask[:, t:t + 1], new, h)
+        h = candidate + update * (h - candidate)                                # (1-u) n + u h
         outputs.append(h)
     return torch.stack(outputs, dim=1), h

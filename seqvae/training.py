@@ -33,7 +33,7 @@ from .data import (PreparedData, TokenizedSplit, bucketed_batches, collate, coll
                    prepare_data)
 from .errors import SeqVAEError
 from .model import SeqVAE
-from .objective import gaussian_kl, reconstruction_nll, vae_loss, word_dropout
+from .objective import gaussian_kl, vae_loss, word_dropout
 from .properties import property_loss
 from .plots import plot_training_curves
 from .schedules import kl_weight, learning_rate
@@ -77,7 +77,7 @@ def evaluate_elbo(model: SeqVAE, split: TokenizedSplit, batch_size: int = 256,
             tokens, lengths = collate(split, order[start:start + batch_size])
             tokens, lengths = tokens.to(model.device), lengths.to(model.device)
             out = model(tokens, lengths)
-            totals["rec"] += reconstruction_nll(out.logits, tokens[:, 1:], model.pad_id).sum().item()
+            totals["rec"] += out.rec.sum().item()
             totals["kl"] += gaussian_kl(out.mu, out.logvar).sum().item()
             totals["tokens"] += int((lengths - 1).sum())
     model.train(was_training)
@@ -449,7 +449,7 @@ def _backward(net: torch.nn.Module, model: SeqVAE, tokens: torch.Tensor, lengths
     with torch.autocast(tokens.device.type, dtype=torch.bfloat16,
                         enabled=config.train.precision == "bf16"):
         out = net(tokens, lengths, decoder_inputs=inputs, noise=noise)
-    rec = reconstruction_nll(out.logits, tokens[:, 1:], pad)
+    rec = out.rec
     kl_dim = gaussian_kl(out.mu, out.logvar)
     loss = vae_loss(rec, kl_dim, beta, oc.free_bits)
     if targets is not None:  # predicted from the sampled z, as Gómez-Bombarelli et al. 2018

@@ -19,7 +19,7 @@ def make(tmp_path):
     torch.manual_seed(0)
     model = SeqVAE(config.model, tok.vocab_size)
     opt = torch.optim.Adam(model.parameters())
-    model(torch.tensor([[1, 5, 6, 2]]), torch.tensor([4])).logits.sum().backward()
+    model(torch.tensor([[1, 5, 6, 2]]), torch.tensor([4])).rec.sum().backward()
     opt.step()
     path = tmp_path / "model.pt"
     save_checkpoint(path, config, tok, model, opt, {"step": 7, "torch_rng": torch.get_rng_state()})

@@ -32,8 +32,10 @@ def batch(lengths, T=None, seed=1):
 def test_shapes(changes):
     model = tiny(**changes)
     tokens, lengths = batch([6, 4, 9])
-    out = model(tokens, lengths)
+    out = model(tokens, lengths, return_logits=True)
     assert out.logits.shape == (3, 8, V)
+    assert out.rec.shape == (3,)
+    assert model(tokens, lengths).logits is None     # scores only when asked for
     assert out.mu.shape == out.logvar.shape == out.z.shape == (3, 5)
     h = model.initial_hidden(out.z)
     assert h.shape == (model.config.decoder_layers, 3, 10)
@@ -167,10 +169,12 @@ def test_latent_dim_zero_is_a_language_model():
     assert not any(name.startswith(("encoder", "to_mu")) for name, _ in model.named_parameters())
     tokens, lengths = batch([6, 4, 9])
     model.train()
-    out = model(tokens, lengths)                      # training path (unrolled GRU)
+    out = model(tokens, lengths, return_logits=True)  # training path (unrolled GRU)
     assert out.mu.shape == out.z.shape == (3, 0)
-    out.logits.sum().backward()
+    out.rec.sum().backward()
     assert model.initial_state.grad is not None
     model.eval()
     with torch.no_grad():                             # inference path (nn.GRU) agrees
-        assert torch.allclose(model(tokens, lengths).logits, out.logits.detach(), atol=1e-5)
+        again = model(tokens, lengths, return_logits=True)
+        assert torch.allclose(again.logits, out.logits.detach(), atol=1e-5)
+        assert torch.allclose(again.rec, out.rec.detach(), atol=1e-5)

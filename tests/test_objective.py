@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from seqvae.objective import free_bits_kl, gaussian_kl, reconstruction_nll, vae_loss, word_dropout
+from seqvae.objective import (free_bits_kl, gaussian_kl, linear_cross_entropy, reconstruction_nll,
+                              vae_loss, word_dropout)
 
 
 def test_reconstruction_nll_sums_tokens_and_masks_padding():
@@ -15,6 +16,64 @@ def test_reconstruction_nll_sums_tokens_and_masks_padding():
     assert nll.shape == (2,)
     assert nll[0].item() == pytest.approx(math.log(2.0) + math.log(3.0), abs=1e-6)
     assert nll[1].item() == pytest.approx(math.log(3.0), abs=1e-6)
+
+
+def test_linear_cross_entropy_matches_hand_computation():
+    # features @ weight.T + bias = [0, log 2, 0] for the first row: p = [1/4, 1/2, 1/4]
+    features = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    weight = torch.tensor([[0.0, 0.0], [math.log(2.0), 0.0], [0.0, 0.0]])
+    loss = linear_cross_entropy(features, weight, torch.zeros(3), torch.tensor([1, 2]))
+    assert loss.tolist() == pytest.approx([math.log(2.0), math.log(3.0)], abs=1e-6)
+
+
+def _unfused(features, weight, bias, targets, ignore_index=None):
+    logits = torch.nn.functional.linear(features, weight, bias)
+    return torch.nn.functional.cross_entropy(
+        logits.float(), targets, reduction="none",
+        ignore_index=-100 if ignore_index is None else ignore_index)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("upstream", ["mean", "weighted"])
+@pytest.mark.parametrize("max_scores", [2 ** 20, 3 * 11])  # one slice; slices of 3 rows
+@pytest.mark.parametrize("ignore_index", [None, 0])
+def test_linear_cross_entropy_equals_the_unfused_loss_and_gradients(with_bias, upstream, max_scores,
+                                                                    ignore_index):
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(10, 4, generator=g, requires_grad=True)
+    weight = torch.randn(11, 4, generator=g, requires_grad=True)
+    bias = torch.randn(11, generator=g, requires_grad=True) if with_bias else None
+    targets = torch.randint(0, 11, (10,), generator=g)
+    targets[[2, 7]] = 0                                 # padding, when ignore_index is 0
+    # a mean of the losses (the training case: gradients scaled) or a weighted sum (recomputed)
+    row_weights = torch.full((10,), 0.1) if upstream == "mean" else torch.rand(10, generator=g)
+    leaves = [t for t in (features, weight, bias) if t is not None]
+    results = []
+    for fused in (False, True):
+        loss = (linear_cross_entropy(features, weight, bias, targets, ignore_index, max_scores)
+                if fused else _unfused(features, weight, bias, targets, ignore_index))
+        results.append([loss.detach(), *torch.autograd.grad((loss * row_weights).sum(), leaves)])
+    for got, expected in zip(results[1], results[0]):
+        assert torch.allclose(got, expected, atol=1e-5)
+    if ignore_index is not None:
+        assert results[1][0][[2, 7]].tolist() == [0.0, 0.0]
+
+
+def test_linear_cross_entropy_under_bf16_autocast_is_close_and_fp32():
+    g = torch.Generator().manual_seed(1)
+    features = torch.randn(20, 16, generator=g, requires_grad=True)
+    weight = (0.3 * torch.randn(50, 16, generator=g)).requires_grad_()
+    targets = torch.randint(0, 50, (20,), generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = linear_cross_entropy(features, weight, None, targets)
+    assert loss.dtype == torch.float32
+    expected = _unfused(features, weight, None, targets)
+    assert torch.allclose(loss, expected, rtol=2e-2, atol=2e-2)
+    loss.mean().backward()
+    assert features.grad.dtype == weight.grad.dtype == torch.float32
+    want = torch.autograd.grad(expected.mean(), [features, weight])
+    assert torch.allclose(features.grad, want[0], atol=5e-3)
+    assert torch.allclose(weight.grad, want[1], atol=5e-3)
 
 
 def test_gaussian_kl_matches_hand_computation():
