@@ -22,6 +22,9 @@ from torch import Tensor
 def reconstruction_nll(logits: Tensor, targets: Tensor, pad_id: int) -> Tensor:
     """Negative log-likelihood of each sequence, summed over its tokens, padding masked.
 
+    The definition, from scores one already has. Training computes the same numbers without
+    the (B, T, V) scores: ``SeqVAE.sequence_nll`` with :func:`linear_cross_entropy`.
+
     Args:
         logits: (B, T, V) unnormalised next-token scores.
         targets: (B, T) token ids; positions equal to ``pad_id`` do not count.
@@ -40,8 +43,8 @@ def linear_cross_entropy(features: Tensor, weight: Tensor, bias: Tensor | None, 
     without ever holding all N x V scores.
 
     The same numbers as ``F.cross_entropy(F.linear(features, weight, bias), targets,
-    ignore_index=ignore_index, reduction="none")``, computed a slice of rows at a time (at most ``max_scores`` scores
-    exist at once). When gradients are needed, each slice's gradient (softmax - one-hot) is
+    ignore_index=ignore_index, reduction="none")``, computed a slice of rows at a time (at
+    most ``max_scores`` scores exist at once). When gradients are needed, each slice's gradient (softmax - one-hot) is
     turned into the gradients of the inputs while the slice is still in cache, so the N x V
     log-softmax is never written out, read back and differentiated: with a 10k-word vocabulary
     that pass costs about as much as the output projection's matrix products. This is the
@@ -174,7 +177,7 @@ def vae_loss(rec: Tensor, kl_per_dim: Tensor, beta: float, free_bits: float = 0.
     """The minimised objective per sequence, averaged over the batch.
 
     Args:
-        rec: (B,) reconstruction NLL from :func:`reconstruction_nll`.
+        rec: (B,) reconstruction NLL (``SeqVAE.sequence_nll``, or :func:`reconstruction_nll`).
         kl_per_dim: (B, D) from :func:`gaussian_kl`.
         beta: the KL weight at this step.
         free_bits: per-dimension KL floor in nats (0: off).
