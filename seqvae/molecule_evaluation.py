@@ -14,7 +14,6 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass
-from multiprocessing import Pool
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -27,6 +26,7 @@ from .moses_metrics import (chemnet_stats, cosine_similarity, filter_pass_rate, 
                             fragment_counts, frechet_chemnet_distance, internal_diversity,
                             moses_filters, nearest_neighbour_similarity, novelty, scaffold_counts,
                             unique_at, valid_canonical)
+from .parallel import parallel_map
 
 
 REFERENCE_CHUNK = 5000  # molecules per worker job when computing reference statistics
@@ -61,12 +61,7 @@ def reference_set(smiles: Sequence[str], log: Callable[[str], None] = print) -> 
     started = time.perf_counter()
     log(f"seqvae: computing reference statistics of {len(smiles):,} molecules (once; cached)")
     chunks = [list(smiles[i:i + REFERENCE_CHUNK]) for i in range(0, len(smiles), REFERENCE_CHUNK)]
-    workers = min(os.cpu_count() or 1, len(chunks))
-    if workers > 1:
-        with Pool(workers) as pool:
-            parts = pool.map(_rdkit_statistics, chunks)
-    else:
-        parts = list(map(_rdkit_statistics, chunks))
+    parts = parallel_map(_rdkit_statistics, chunks, chunksize=1)
     fragments, scaffolds = Counter(), Counter()
     for _, frags, scafs in parts:
         fragments.update(frags)
@@ -95,8 +90,7 @@ def canonical_training_set(smiles: Sequence[str], log: Callable[[str], None] = p
         with gzip.open(path, "rt") as fh:
             return set(fh.read().split("\n")) - {""}
     log(f"seqvae: canonicalising {len(smiles):,} training SMILES for novelty (once; cached)")
-    with Pool(max(1, os.cpu_count() or 1)) as pool:
-        canon = {c for c in pool.imap(canonical, smiles, chunksize=2000) if c}
+    canon = {c for c in parallel_map(canonical, smiles, chunksize=2000) if c}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     with gzip.open(tmp, "wt") as fh:

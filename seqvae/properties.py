@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from multiprocessing import Pool
 from typing import Callable, Sequence
 
 import numpy as np
@@ -21,6 +20,7 @@ from torch import Tensor, nn
 
 from .chemistry import TARGET_PROPERTIES, target_properties
 from .corpora import cache_dir
+from .parallel import parallel_map
 
 
 class PropertyHead(nn.Module):
@@ -99,11 +99,7 @@ def compute_properties(smiles: Sequence[str], log: Callable[[str], None] = print
     if len(smiles) > 10_000:
         log(f"seqvae: computing logP, QED, SA and penalised logP of {len(smiles):,} molecules "
             f"on {workers} processes (once; cached)")
-    if workers > 1 and len(smiles) > 2000:
-        with Pool(workers) as pool:
-            rows = pool.map(_row, smiles, chunksize=1000)
-    else:
-        rows = [_row(s) for s in smiles]
+    rows = parallel_map(_row, smiles, chunksize=1000, min_items=2001, workers=workers)
     values = np.asarray(rows, dtype=np.float32).reshape(len(smiles), len(TARGET_PROPERTIES))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{h}.{os.getpid()}.npy")

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .config import TokenizerConfig
 from .errors import SeqVAEError
+from .parallel import parallel_map
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SELFIES_PARALLEL_MIN = 20_000  # SMILES -> SELFIES batches at least this large use every core
@@ -310,13 +311,8 @@ class SelfiesTokenizer(_VocabTokenizer):
     def _split_all(cls, texts: Iterable[str], options: dict[str, Any]) -> Iterable[Iterable[str]]:
         # SMILES -> SELFIES costs ~0.5 ms a molecule (16 CPU-minutes for MOSES), so large
         # batches are translated on every core.
-        texts = list(texts)
-        workers = min(os.cpu_count() or 1, 8)
-        if workers < 2 or len(texts) < SELFIES_PARALLEL_MIN:
-            return map(_selfies_symbols, texts)
-        from multiprocessing import Pool
-        with Pool(workers) as pool:
-            return pool.map(_selfies_symbols, texts, chunksize=2000)
+        return parallel_map(_selfies_symbols, texts, chunksize=2000,
+                            min_items=SELFIES_PARALLEL_MIN, workers=min(os.cpu_count() or 1, 8))
 
     def decode(self, ids: Iterable[int]) -> str:
         import selfies
