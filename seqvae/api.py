@@ -12,17 +12,20 @@ Strings in, strings out; the tensors stay inside.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, resolve_device
+from .checkpoint import load_checkpoint
+from .chemistry import is_valid, validity_and_uniqueness
 from .config import Config
-from .data import pad_sequences
+from .data import PreparedData, TokenizedSplit, collate, prepare_data
 from .decoding import decode as decode_ids
+from .devices import resolve_device
 from .errors import SeqVAEError
+from .interpolation import path as latent_path
 from .model import SeqVAE
 from .tokenizers import Tokenizer
 
@@ -59,7 +62,6 @@ class TrainedVAE:
         ids = self.tokenizer.encode_batch(list(texts))
         found = {i: "empty" for i, seq in enumerate(ids) if not seq}
         if self.kind == "smiles":
-            from .chemistry import is_valid
             found.update({i: "not a valid SMILES (RDKit cannot parse it)"
                           for i, seq in enumerate(ids) if seq and not is_valid(texts[i])})
         return ids, dict(sorted(found.items()))
@@ -88,14 +90,28 @@ class TrainedVAE:
         With ``check`` (the default) empty inputs, and invalid SMILES for SMILES models, raise
         :class:`SeqVAEError`; pass False for inputs already checked with :meth:`problems`.
         """
-        ids = self._ids(texts, check)
+        split = TokenizedSplit.from_lists(self._ids(texts, check))
+        return self.encode_means(split, batch_size, progress).cpu().numpy()
+
+    @torch.no_grad()  # not inference_mode: the means may feed a head that is then trained
+    def encode_means(self, split: TokenizedSplit, batch_size: int = 512,
+                     progress: bool = False) -> torch.Tensor:
+        """Posterior means of tokenised sequences, in order: (N, D) fp32 on the model's device.
+
+        The one "encode everything" loop: the API, property heads and the benchmark use it.
+        """
         out = []
-        for start in tqdm(range(0, len(ids), batch_size), disable=not progress, unit="batch",
+        for start in tqdm(range(0, len(split), batch_size), disable=not progress, unit="batch",
                           desc="encoding"):
-            tokens, lengths = pad_sequences(ids[start:start + batch_size])
+            tokens, lengths = collate(split, np.arange(start, min(start + batch_size, len(split))))
             mu, _ = self.model.forward_encoder(tokens.to(self.model.device), lengths)
-            out.append(mu.float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.latent_dim), np.float32)
+            out.append(mu.float())
+        return torch.cat(out) if out else torch.zeros(0, self.latent_dim, device=self.model.device)
+
+    def corpus(self, log: Callable[[str], None] = print) -> PreparedData:
+        """The corpus the model was trained on, tokenised with its own tokenizer (cached)."""
+        return prepare_data(self.config.data, self.config.tokenizer, tokenizer=self.tokenizer,
+                            log=log)
 
     @torch.inference_mode()
     def decode(self, z: np.ndarray | torch.Tensor, method: str = "greedy",
@@ -136,7 +152,6 @@ class TrainedVAE:
         samples = self.sample(n, seed=seed)
         if self.kind != "smiles":
             return {"samples": samples, "n": n, "unique": len(set(samples)) / max(n, 1)}
-        from .chemistry import is_valid, validity_and_uniqueness
         return {"samples": samples, "valid_flags": [is_valid(s) for s in samples],
                 **validity_and_uniqueness(samples)}
 
@@ -153,7 +168,6 @@ class TrainedVAE:
         Returns:
             ``steps`` strings, from start to end.
         """
-        from .interpolation import path as latent_path
         self.require_latent("interpolate")
         ends = [self.encode([x])[0] if isinstance(x, str) else np.asarray(x, np.float32)
                 for x in (start, end)]

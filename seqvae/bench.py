@@ -1,8 +1,9 @@
 """``seqvae bench``: throughput of training, sampling and encoding on this machine.
 
 Training is timed on real length-bucketed batches of the corpus through the trainer's own step
-(:func:`seqvae.training._backward` plus the Adam update), after warm-up steps that are not
-counted. Tokens are counted as the MOSES VAE counts them (every position of the sequence,
+(:func:`seqvae.training.step.train_step`: the same loss, KL weight, learning rate and random
+draws at each step as ``seqvae train``, plus the Adam update), after warm-up steps that are
+not counted. Tokens are counted as the MOSES VAE counts them (every position of the sequence,
 <bos> and <eos> included), so that its figures and ours compare directly.
 
 Achieved GFLOP/s counts the matrix products of the model (GRU gates, output projection) per
@@ -11,19 +12,26 @@ measured here and now.
 """
 from __future__ import annotations
 
+import json
 import resource
+import subprocess
 import time
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
+from .api import TrainedVAE
 from .config import Config
-from .data import bucketed_batches, collate, prepare_data
+from .data import Batch, bucketed_batches, collate, prepare_data
 from .decoding import decode
+from .errors import SeqVAEError
 from .model import SeqVAE
-from .schedules import kl_weight
-from .training import _backward, make_optimizer
+from .training.run import check_data, log_data
+from .training.step import (end_pretraining, make_optimizer, pretraining_ends, set_learning_rate,
+                            step_draws, train_step)
+
+KIB_PER_MB = 1024   # Linux reports the peak resident set size in KiB
+ENCODE_BATCH = 512  # test sequences per encoder call
 
 
 def matmul_peak_gflops(n: int = 2048, seconds: float = 2.0) -> float:
@@ -61,7 +69,7 @@ def flops_per_token(config: Config, vocab_size: int) -> tuple[int, int]:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MB
 
 
 def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3,
@@ -70,6 +78,8 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
     """Time training, sampling and encoding for ``config``; returns the figures as a dict."""
     torch.manual_seed(config.train.seed)
     data = prepare_data(config.data, config.tokenizer, log=log)
+    log_data(data, log)
+    check_data(config, data)
     tok, split = data.tokenizer, data.splits["train"]
     model = SeqVAE(config.model, tok.vocab_size, tok.pad_id).to(device).train()
     optimizer = make_optimizer(model, config.train.lr)
@@ -77,7 +87,7 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
     if len(batches) < warmup + steps:
         batches = batches * ((warmup + steps) // len(batches) + 1)
     enc_flops, dec_flops = flops_per_token(config, tok.vocab_size)
-    oc = config.objective
+    total, decoder_reset = warmup + steps, False
 
     def sync() -> None:
         if device.type == "cuda":
@@ -90,10 +100,16 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
         if i == warmup:
             sync()
             start = time.perf_counter()
-        batch, lengths = collate(split, index)
-        batch, lengths = batch.to(device), lengths.to(device)
-        beta = kl_weight(i, oc.kl_schedule, oc.kl_weight, oc.kl_warmup_steps or 1000)
-        _backward(model, model, batch, lengths, beta, config)
+        ids, lengths = collate(split, index)
+        draws = step_draws(len(index), config.data.max_length + 1, config.model.latent_dim,
+                           config.train.seed, i)
+        batch = Batch(ids.to(device), lengths.to(device), noise=draws["noise"].to(device),
+                      uniforms=draws["uniforms"][:, :ids.size(1) - 1])
+        if pretraining_ends(i, config, decoder_reset):
+            end_pretraining(model, optimizer, config)
+            decoder_reset = True
+        set_learning_rate(optimizer, i, config.train, total)
+        train_step(model, model, batch, i, config, total)
         optimizer.step()
         if i >= warmup:
             n = int(lengths.sum())
@@ -123,11 +139,7 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
     log(f"seqvae bench: encoding {len(test)} test sequences")
     sync()
     start = time.perf_counter()
-    with torch.inference_mode():
-        for first in range(0, len(test), 512):
-            index = np.arange(first, min(first + 512, len(test)))
-            batch, lengths = collate(test, index)
-            model.forward_encoder(batch.to(device), lengths)
+    TrainedVAE(config, tok, model).encode_means(test, ENCODE_BATCH)
     sync()
     encode_seconds = time.perf_counter() - start
 
@@ -153,9 +165,6 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
 def run_peer(script, batch: int, steps: int, n_sample: int,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run a baseline script that prints one JSON line (``../shared/bench/peer_moses.sh``)."""
-    import json
-    import subprocess
-    from .errors import SeqVAEError
     cmd = ["bash", str(script), "--batch", str(batch), "--steps", str(steps),
            "--n-sample", str(n_sample)]
     log(f"seqvae bench: running the peer: {' '.join(cmd)}")

@@ -6,7 +6,6 @@ carries pickled code is refused rather than run.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import re
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import torch
 
 from .config import Config
 from .errors import SeqVAEError
+from .files import atomic_write
 from .model import SeqVAE
 from .tokenizers import Tokenizer, tokenizer_from_state
 
@@ -42,14 +42,10 @@ def save_checkpoint(path: str | Path, config: Config, tokenizer: Tokenizer, mode
         "train_state": train_state or {},
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
+    with atomic_write(path, fsync=True) as fh:
         torch.save(blob, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    for stale in path.parent.glob(f".{path.name}.tmp*"):  # left by a process killed mid-save
+    # left by a process killed mid-save (kill -9 runs no cleanup)
+    for stale in path.parent.glob(f".{path.name}.tmp*"):
         stale.unlink(missing_ok=True)
 
 
@@ -102,12 +98,3 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     model.load_state_dict(blob["model"])
     return LoadedModel(config, tokenizer, model.to(device).eval(), blob)
 
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when it is available, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SeqVAEError("--device cuda was asked for, but torch sees no CUDA device; "
-                          "use --device cpu or install a CUDA build of torch")
-    return torch.device(name)

@@ -1,9 +1,20 @@
-"""RDKit at the edge: is a SMILES a molecule, and its canonical form."""
+"""RDKit at the edge: is a SMILES a molecule, its canonical form, and its properties
+(computed for a whole corpus once, in parallel, and cached)."""
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+import hashlib
+import importlib
+import os
+import sys
+import time
+from typing import Callable, Iterable, Sequence
 
+import numpy as np
 from rdkit import Chem, RDLogger
+from rdkit.Chem import QED, Crippen, Descriptors, RDConfig
+
+from .files import atomic_write, cache_dir
+from .parallel import parallel_map
 
 RDLogger.DisableLog("rdApp.*")  # decoded junk would otherwise flood stderr with parse errors
 
@@ -42,7 +53,6 @@ def properties(smiles: str) -> dict[str, float] | None:
     logP (Crippen, Wildman & Crippen 1999), QED (Bickerton et al. 2012), the synthetic
     accessibility score SA (Ertl & Schuffenhauer 2009; 1 easy .. 10 hard, from RDKit Contrib)
     and the molecular weight in daltons."""
-    from rdkit.Chem import QED, Crippen, Descriptors
     mol = to_molecule(smiles)
     if mol is None:
         return None
@@ -51,11 +61,8 @@ def properties(smiles: str) -> dict[str, float] | None:
 
 
 def _sascorer():
-    """RDKit ships the SA score in its Contrib folder, outside the importable package."""
-    import importlib
-    import os
-    import sys
-    from rdkit.Chem import RDConfig
+    """RDKit ships the SA score in its Contrib folder, outside the importable package, so it
+    is imported by path, on first use."""
     folder = os.path.join(RDConfig.RDContribDir, "SA_Score")
     if folder not in sys.path:
         sys.path.append(folder)
@@ -78,7 +85,6 @@ def penalized_logp(mol: Chem.Mol) -> float:
     """Penalised logP, unnormalised: Crippen logP - SA score - ring penalty, where the ring
     penalty is max(0, size of the largest ring - 6) (0 without rings). This is the variant of
     You et al. 2018 (GCPN) without the ZINC normalisation of Jin et al. 2018's JT-VAE code."""
-    from rdkit.Chem import Crippen
     rings = [len(r) for r in mol.GetRingInfo().AtomRings()]
     ring_penalty = max(0, max(rings, default=0) - 6)
     return Crippen.MolLogP(mol) - _sascorer().calculateScore(mol) - ring_penalty
@@ -86,7 +92,6 @@ def penalized_logp(mol: Chem.Mol) -> float:
 
 def target_properties(smiles: str) -> tuple[float, float, float, float] | None:
     """(logP, QED, SA, penalised logP) of a SMILES, or None when RDKit cannot parse it."""
-    from rdkit.Chem import QED, Crippen
     mol = to_molecule(smiles)
     if mol is None:
         return None
@@ -98,6 +103,7 @@ def draw_molecules(smiles: Sequence[str], legends: Sequence[str] | None = None,
                    per_row: int = 4, size: int = 250):
     """A grid image (PIL) of molecules, with optional captions; invalid SMILES are left out.
     None when there is nothing to draw."""
+    # Lazy on purpose: drawing needs Pillow (and RDKit's drawing code), only notebooks draw.
     from rdkit.Chem import Draw
     pairs = [(to_molecule(s), legends[i] if legends else s) for i, s in enumerate(smiles)]
     pairs = [(m, l) for m, l in pairs if m is not None]
@@ -105,3 +111,38 @@ def draw_molecules(smiles: Sequence[str], legends: Sequence[str] | None = None,
         return None
     return Draw.MolsToGridImage([m for m, _ in pairs], molsPerRow=per_row,
                                 subImgSize=(size, size), legends=[l for _, l in pairs])
+
+
+# Below this many molecules starting worker processes costs more than it saves.
+PARALLEL_FROM = 2001
+# Above this many molecules the computation takes long enough to say so.
+ANNOUNCE_FROM = 10_001
+
+
+def _target_row(smiles: str) -> tuple[float, ...]:
+    values = target_properties(smiles)
+    return values if values is not None else (float("nan"),) * len(TARGET_PROPERTIES)
+
+
+def compute_properties(smiles: Sequence[str], log: Callable[[str], None] = print,
+                       workers: int | None = None) -> np.ndarray:
+    """(N, 4) float32 logP, QED, SA, penalised logP; NaN rows for invalid SMILES. Computed in
+    parallel once per list of SMILES and cached under ``<cache>/properties/``."""
+    h = hashlib.sha1("\n".join(smiles).encode()).hexdigest()[:20]
+    path = cache_dir() / "properties" / f"{h}.npy"
+    if path.exists():
+        return np.load(path)
+    started = time.perf_counter()
+    workers = workers or os.cpu_count() or 1
+    big = len(smiles) >= ANNOUNCE_FROM
+    if big:
+        log(f"seqvae: computing logP, QED, SA and penalised logP of {len(smiles):,} molecules "
+            f"on {workers} processes (once; cached)")
+    rows = parallel_map(_target_row, smiles, chunksize=1000,
+                        min_items=PARALLEL_FROM, workers=workers)
+    values = np.asarray(rows, dtype=np.float32).reshape(len(smiles), len(TARGET_PROPERTIES))
+    with atomic_write(path) as fh:
+        np.save(fh, values)
+    if big:
+        log(f"seqvae: properties ready in {time.perf_counter() - started:.0f} s")
+    return values

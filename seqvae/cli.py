@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench, run_peer
-    from .checkpoint import resolve_device
+    from .devices import resolve_device
     config = config_from_args(args, preset(args.preset)).validate()
     if config.train.threads:
         import torch
@@ -444,7 +444,7 @@ def _likelihood_block(vae, args: argparse.Namespace) -> dict:
 
 def cmd_fit_properties(args: argparse.Namespace) -> int:
     from .errors import SeqVAEError
-    from .properties import add_property_head
+    from .property_fitting import add_property_head
     if min(args.hidden, args.epochs, args.max_train) < 1:
         raise SeqVAEError("--hidden, --epochs and --max-train must be at least 1")
     out = args.output or args.checkpoint.parent / "model-properties.pt"

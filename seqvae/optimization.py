@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .api import TrainedVAE
-from .chemistry import TARGET_PROPERTIES, canonical, target_properties
+from .chemistry import TARGET_PROPERTIES, canonical, compute_properties, target_properties
 from .errors import SeqVAEError
 from .moses_metrics import fingerprints, tanimoto
 
@@ -59,13 +59,6 @@ class OptimizationResult:
                 out.append(r)
             if len(out) == k:
                 break
-        return out
-
-    def best_per_start(self, similarity_min: float | None = None) -> dict[str, dict[str, Any]]:
-        """For each start, its best valid decode (that meets ``similarity_min``)."""
-        out: dict[str, dict[str, Any]] = {}
-        for r in self.candidates(similarity_min):
-            out.setdefault(r["start"], r)
         return out
 
     def constrained(self, delta: float) -> dict[str, float]:
@@ -124,11 +117,9 @@ def lowest_test_molecules(vae: TrainedVAE, objective: str, n: int,
     """The n molecules of the model's test split with the lowest true ``objective`` (RDKit,
     computed once and cached), lowest first: the starts of the constrained benchmark
     (Jin et al. 2018 use the 800 lowest penalised-logP molecules of their test set)."""
-    from .data import prepare_data
-    from .properties import compute_properties
     if objective not in OBJECTIVES:
         raise SeqVAEError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
-    data = prepare_data(vae.config.data, vae.config.tokenizer, tokenizer=vae.tokenizer, log=log)
+    data = vae.corpus(log=log)
     test = data.texts.get("test") or []
     if not test:
         raise SeqVAEError("the model's corpus has no test split to take start molecules from")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+from .config import ObjectiveConfig
+
 KL_SCHEDULES = ("constant", "linear", "logistic", "cyclical")
 LR_SCHEDULES = ("constant", "cosine", "linear")
 
@@ -44,6 +46,22 @@ def kl_weight(step: int, kind: str, target: float, warmup_steps: int, start_step
     # logistic; written to avoid overflow far from the midpoint
     x = 10.0 / warmup_steps * (s - warmup_steps / 2)
     return float(target) / (1.0 + math.exp(-x)) if x > -700 else 0.0
+
+
+def kl_weight_at(step: int, objective: ObjectiveConfig, total_steps: int) -> float:
+    """The KL weight of the training loss at optimiser step ``step`` (0-based): the one place
+    the trainer, the benchmark and anything else that computes the loss take it from.
+
+    The first ``ae_pretrain_steps`` steps train a plain autoencoder (weight 0; Li et al. 2019),
+    after which the schedule of :func:`kl_weight` starts from its own step 0, with its warm-up
+    span ``kl_warmup_steps`` (None: the whole run, ``total_steps``), start step and cycles.
+    """
+    pretrain = objective.ae_pretrain_steps
+    if step < pretrain:
+        return 0.0
+    span = objective.kl_warmup_steps if objective.kl_warmup_steps is not None else total_steps
+    return kl_weight(step - pretrain, objective.kl_schedule, objective.kl_weight, span,
+                     objective.kl_start_step, objective.kl_cycles, objective.kl_cycle_ratio)
 
 
 def learning_rate(step: int, peak: float, kind: str, warmup_steps: int, total_steps: int,

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from seqvae.bench import _gru_flops, bench, flops_per_token, matmul_peak_gflops
-from seqvae.checkpoint import resolve_device
+from seqvae.devices import resolve_device
 from seqvae.cli import format_bench
 from seqvae.config import Config, preset
 

@@ -4,8 +4,8 @@ import pickle
 import pytest
 import torch
 
-from seqvae.checkpoint import (FORMAT_VERSION, load_checkpoint, read_checkpoint, resolve_device,
-                               save_checkpoint)
+from seqvae.checkpoint import FORMAT_VERSION, load_checkpoint, read_checkpoint, save_checkpoint
+from seqvae.devices import resolve_device
 from seqvae.config import Config, ModelConfig
 from seqvae.errors import SeqVAEError
 from seqvae.model import SeqVAE

@@ -118,7 +118,7 @@ def test_reparameterize_statistics():
 
 @pytest.mark.parametrize("layers", [1, 3])
 def test_unrolled_gru_equals_nn_gru_values_and_gradients(layers):
-    from seqvae.model import unrolled_gru
+    from seqvae.cells import unrolled_gru
     torch.manual_seed(0)
     gru = torch.nn.GRU(7 + 3, 6, num_layers=layers, batch_first=True)
     x, z, h0 = torch.randn(4, 9, 7), torch.randn(4, 3), torch.randn(layers, 4, 6)
@@ -135,7 +135,7 @@ def test_unrolled_gru_equals_nn_gru_values_and_gradients(layers):
 @pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, True), (3, True)])
 def test_unrolled_encoder_equals_packed_nn_gru(layers, bidirectional):
     from torch.nn.utils.rnn import pack_padded_sequence
-    from seqvae.model import unrolled_encoder
+    from seqvae.cells import unrolled_encoder
     torch.manual_seed(0)
     gru = torch.nn.GRU(5, 4, num_layers=layers, bidirectional=bidirectional, batch_first=True)
     x, lengths = torch.randn(3, 8, 5), torch.tensor([8, 3, 6])
@@ -151,7 +151,7 @@ def test_unrolled_encoder_equals_packed_nn_gru(layers, bidirectional):
 
 @pytest.mark.parametrize("changes", [{}, {"tie_weights": True, "decoder_layers": 2}])
 def test_log_likelihood_matches_the_teacher_forced_scores(changes):
-    from seqvae.objective import reconstruction_nll
+    from seqvae.cross_entropy import reconstruction_nll
     model = tiny(**changes)
     tokens, lengths = batch([6, 4, 9])
     z = torch.randn(3, 5)

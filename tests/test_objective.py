@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
-from seqvae.objective import (free_bits_kl, gaussian_kl, linear_cross_entropy, reconstruction_nll,
-                              vae_loss, word_dropout)
+from seqvae.cross_entropy import linear_cross_entropy, reconstruction_nll
+from seqvae.gaussian import gaussian_kl
+from seqvae.objective import free_bits_kl, vae_loss, word_dropout
 
 
 def test_reconstruction_nll_sums_tokens_and_masks_padding():

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from seqvae.chemistry import penalized_logp, target_properties, to_molecule
-from seqvae.properties import (PropertyHead, compute_properties, property_loss,
-                               regression_metrics)
+from seqvae.chemistry import compute_properties, penalized_logp, target_properties, to_molecule
+from seqvae.property_head import PropertyHead, property_loss, regression_metrics
 
 
 def test_penalized_logp_by_hand():

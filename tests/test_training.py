@@ -119,15 +119,18 @@ def test_text_training_with_the_ptb_preset_settings(tmp_path, text_file, tokeniz
 
 
 def _poison_losses(monkeypatch, bad_calls):
-    """Make vae_loss return NaN on the given (0-based) calls."""
-    import seqvae.training as training
-    real, calls = training.vae_loss, {"n": 0}
+    """Make the training loss NaN on the given (0-based) calls."""
+    import dataclasses
+    import seqvae.training.step as step
+    real, calls = step.training_loss, {"n": 0}
 
     def poisoned(*args, **kwargs):
-        loss = real(*args, **kwargs)
+        terms = real(*args, **kwargs)
         calls["n"] += 1
-        return loss * float("nan") if calls["n"] - 1 in bad_calls else loss
-    monkeypatch.setattr(training, "vae_loss", poisoned)
+        if calls["n"] - 1 in bad_calls:
+            terms = dataclasses.replace(terms, loss=terms.loss * float("nan"))
+        return terms
+    monkeypatch.setattr(step, "training_loss", poisoned)
 
 
 def test_a_non_finite_step_is_skipped_and_counted(tmp_path, smiles_file, monkeypatch):

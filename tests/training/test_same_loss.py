@@ -1,0 +1,41 @@
+"""The benchmark measures the trainer's objective: same batch, same step, same loss."""
+import pytest
+
+import seqvae.training.step as step
+from seqvae.bench import bench
+from seqvae.devices import resolve_device
+from seqvae.training import train
+
+from helpers import tiny_config
+
+
+def _recorded_losses(monkeypatch) -> list[tuple[float, float]]:
+    """Record (loss, KL weight) of every call of the one loss function."""
+    real, seen = step.training_loss, []
+
+    def recording(*args, **kwargs):
+        terms = real(*args, **kwargs)
+        seen.append((terms.loss.item(), terms.beta))
+        return terms
+    monkeypatch.setattr(step, "training_loss", recording)
+    return seen
+
+
+@pytest.mark.parametrize("objective", [
+    {},                                                         # linear warm-up
+    {"kl_schedule": "cyclical", "kl_cycles": 2, "kl_warmup_steps": 4, "free_bits": 0.1},
+    {"ae_pretrain_steps": 1, "kl_start_step": 1, "word_dropout": 0.2},
+])
+def test_bench_and_train_compute_the_same_loss(tmp_path, smiles_file, monkeypatch, objective):
+    config = tiny_config(smiles_file, max_steps=3, lr_warmup_steps=2)
+    config = config.override("objective", **objective)
+    seen = _recorded_losses(monkeypatch)
+    train(config, tmp_path / "run", log=lambda _: None, progress=False)
+    trained = list(seen)
+    seen.clear()
+    bench(config, resolve_device("cpu"), steps=2, warmup=1, n_sample=2, n_encode=4,
+          log=lambda _: None)
+    assert len(trained) == len(seen) == 3
+    for (loss_t, beta_t), (loss_b, beta_b) in zip(trained, seen):
+        assert beta_b == beta_t
+        assert loss_b == pytest.approx(loss_t, rel=1e-5)
