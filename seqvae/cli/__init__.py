@@ -1,0 +1,60 @@
+"""The ``seqvae`` command: one module per subcommand, each of which parses its arguments and
+calls the package; no logic lives here. Shared options are in :mod:`.common`, and every
+printed report is formatted in :mod:`.report`.
+
+    seqvae train --data moses --preset cpu-small --out runs/moses --max-steps 2000
+    seqvae sample runs/moses/model.pt -n 10
+    seqvae encode runs/moses/model.pt molecules.smi -o z.npy
+    seqvae reconstruct runs/moses/model.pt molecules.smi
+    seqvae evaluate runs/ptb/model.pt --split test --k 500
+    seqvae interpolate runs/ptb/model.pt "the market fell" "he said it was fine"
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..errors import SeqVAEError
+from . import (bench, encode, evaluate, fit_properties, interpolate, optimize, reconstruct,
+               sample, train)
+from .common import checkpoint_options, config_from_args, device_options, err
+from .report import format_bench
+
+__all__ = ["main", "build_parser", "config_from_args", "format_bench"]
+
+ON_DEVICE = (train, bench)                     # commands that take --device only
+ON_CHECKPOINT = (sample, encode, reconstruct, evaluate, interpolate, fit_properties, optimize)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqvae", description="A GRU sequence VAE for sentences and SMILES molecules.")
+    parser.add_argument("--version", action="version", version=f"seqvae {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in (train, sample, encode, reconstruct, evaluate, interpolate, fit_properties,
+                    optimize, bench):
+        parents = [device_options() if command in ON_DEVICE else checkpoint_options()]
+        command.add_parser(sub, parents)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SeqVAEError as exc:
+        err(f"seqvae: error: {exc}")
+        return 2
+    except OSError as exc:  # disk full, permissions, ...: the system's words, with the file
+        err(f"seqvae: error: {exc.filename or ''}: {exc.strerror or exc}")
+        return 2
+    except KeyboardInterrupt:
+        err("seqvae: interrupted" + ("; continue with the same command and --resume"
+                                     if args.command == "train" else ""))
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

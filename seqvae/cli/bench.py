@@ -1,0 +1,53 @@
+"""``seqvae bench``: training, sampling and encoding throughput on this machine."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from ..bench import bench, run_peer
+from ..config import PRESETS, preset
+from ..devices import resolve_device
+from .common import add_config_flags, config_from_args, err
+from .report import format_bench
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bench", parents=parents, help="measure training, sampling and encoding throughput",
+                       description="Time training (real length-bucketed batches, warm-up "
+                       "excluded), prior sampling and encoding, and compare the achieved "
+                       "GFLOP/s with this machine's measured fp32 matmul peak.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="moses")
+    p.add_argument("--steps", type=int, default=20, help="timed training steps")
+    p.add_argument("--warmup", type=int, default=3, help="untimed training steps first")
+    p.add_argument("--n-sample", type=int, default=1000, help="sequences sampled from the prior")
+    p.add_argument("--sample-batch", type=int, default=512, help="sampling batch size")
+    p.add_argument("--max-len", type=int, default=100, help="sampling length limit")
+    p.add_argument("--n-encode", type=int, default=5000, help="test sequences encoded")
+    p.add_argument("--peer", type=Path, default=None,
+                   help="also run this baseline script (../shared/bench/peer_moses.sh) with the "
+                   "same batch, steps and samples, and print both side by side")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    add_config_flags(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args, preset(args.preset)).validate()
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    result = {"seqvae": bench(config, resolve_device(args.device), steps=args.steps,
+                              warmup=args.warmup, n_sample=args.n_sample,
+                              sample_batch=args.sample_batch, max_len=args.max_len,
+                              n_encode=args.n_encode, log=err)}
+    if args.peer:
+        result["peer"] = run_peer(args.peer, batch=config.train.batch_size, steps=args.steps,
+                                  n_sample=args.n_sample, log=err)
+    print(format_bench(result))
+    print(json.dumps(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0

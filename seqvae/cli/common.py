@@ -1,0 +1,138 @@
+"""What every command shares: the parent parser of the options they all take, the flags
+generated from the configuration, reading input files and writing output."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..config import SECTIONS, Config
+from ..corpora import read_numbered
+from ..errors import SeqVAEError
+
+# Flags whose names differ from their config field (the rest are --field-name).
+FLAG_NAMES = {("data", "source"): "data", ("tokenizer", "kind"): "tokenizer"}
+SHORT_HELP = {"data": "corpus and splits", "tokenizer": "tokenizer", "model": "architecture",
+              "objective": "objective and KL schedule", "train": "optimisation and run length"}
+# Inputs larger than this get a progress bar.
+PROGRESS_FROM = 5000
+
+
+def device_options() -> argparse.ArgumentParser:
+    """The parent parser of every command: where it runs."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    return parent
+
+
+def checkpoint_options() -> argparse.ArgumentParser:
+    """The parent parser of the commands that work on a trained model: the checkpoint and
+    the device."""
+    parent = argparse.ArgumentParser(add_help=False, parents=[device_options()])
+    parent.add_argument("checkpoint", type=Path, help="a model.pt written by seqvae train")
+    return parent
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _converter(type_name: str):
+    """argparse type for a config field annotated like 'int', 'float | None', 'str'."""
+    parts = [p.strip() for p in type_name.split("|")]
+    optional = "None" in parts
+    base = {"int": int, "float": float, "str": str, "bool": _parse_bool}[
+        next(p for p in parts if p != "None")]
+
+    def convert(text: str) -> Any:
+        if optional and text.lower() in ("none", "null", ""):
+            return None
+        return base(text)
+    convert.__name__ = base.__name__  # argparse names the type in its error messages
+    return convert
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field; defaults are suppressed so only given flags override."""
+    defaults = Config()
+    for section in SECTIONS:
+        group = parser.add_argument_group(f"{section} ({SHORT_HELP[section]})")
+        for f in dataclasses.fields(getattr(defaults, section)):
+            name = FLAG_NAMES.get((section, f.name), f.name.replace("_", "-"))
+            kwargs: dict[str, Any] = dict(
+                dest=f"{section}.{f.name}", default=argparse.SUPPRESS,
+                type=_converter(str(f.type)), choices=f.metadata["choices"],
+                metavar=None if f.metadata["choices"] else f.name.upper(),
+                help=f"{f.metadata['help']} (default {f.default!r})")
+            if str(f.type) == "bool":
+                kwargs.update(nargs="?", const=True, metavar="BOOL")
+            group.add_argument(f"--{name}", **kwargs)
+
+
+def config_from_args(args: argparse.Namespace, base: Config) -> Config:
+    """Apply the config flags that were given on top of ``base``."""
+    for key, value in vars(args).items():
+        if "." in key:
+            section, name = key.split(".", 1)
+            base = base.override(section, **{name: value})
+    return base
+
+
+def read_inputs(vae, args: argparse.Namespace) -> list[str]:
+    """The usable lines of the input file; unusable ones stop the command, or with
+    --skip-invalid are skipped and counted."""
+    numbered = read_numbered(args.file, column=args.column)
+    texts, lines = numbered.sequences, numbered.line_numbers
+    bad = vae.problems(texts)
+    if bad and not args.skip_invalid:
+        i, reason = next(iter(bad.items()))
+        raise SeqVAEError(f"{args.file}: line {lines[i]} ({texts[i]!r}) is {reason}; fix it, or "
+                          f"pass --skip-invalid to skip such lines ({len(bad)} in all)")
+    if bad:
+        shown = ", ".join(str(lines[i]) for i in list(bad)[:10])
+        err(f"seqvae: skipped {len(bad)} unusable lines of {args.file} (lines {shown}"
+             + (", ..." if len(bad) > 10 else "") + ")")
+        texts = [t for i, t in enumerate(texts) if i not in bad]
+    if numbered.blank:
+        err(f"seqvae: skipped {numbered.blank} blank lines of {args.file}")
+    if not texts:
+        raise SeqVAEError(f"{args.file}: no usable lines left to work on")
+    unknown = [i for i, n in enumerate(vae.unknown_tokens(texts)) if n]
+    if unknown:
+        err(f"seqvae: note: {len(unknown)} inputs contain tokens the model never saw in "
+             f"training; they are read as <unk> (e.g. {texts[unknown[0]]!r})")
+    return texts
+
+
+def note_unknown(vae, texts: Sequence[str]) -> None:
+    """Say which inputs have tokens outside the vocabulary (they are read as <unk>)."""
+    for text, count in zip(texts, vae.unknown_tokens(texts)):
+        if count:
+            err(f"seqvae: note: {count} token(s) of {text!r} are outside the model's vocabulary "
+                 "and are read as <unk>" + (" (the vocabulary is lower-case)"
+                                            if text != text.lower() and lowercase_vocab(vae) else ""))
+
+
+def lowercase_vocab(vae) -> bool:
+    tokens = getattr(vae.tokenizer, "tokens", None) or []
+    return bool(tokens) and all(t == t.lower() for t in tokens if not t.startswith("<"))
+
+
+def write_lines(lines: Sequence[str], path: Path | None) -> None:
+    if path is None:
+        for line in lines:
+            print(line)
+    else:
+        path.write_text("".join(f"{line}\n" for line in lines))
+        err(f"seqvae: wrote {len(lines)} lines to {path}")
+
+
+def err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

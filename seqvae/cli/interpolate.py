@@ -1,0 +1,83 @@
+"""``seqvae interpolate``: decode points on a latent path between two sentences."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..api import load
+from ..errors import SeqVAEError
+from ..evaluation import endpoint_recovery, load_split
+from .common import err, note_unknown
+from .report import format_path, format_test_pairs
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("interpolate", parents=parents, help="decode points on a latent path between two sentences",
+                       description="Encode two sentences (or SMILES) to their posterior means, "
+                       "walk a path between them, and decode each point (Bowman et al. 2016).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("endpoints", nargs="*", metavar="SENTENCE",
+                   help="the two endpoints (quote each one)")
+    p.add_argument("--random", action="store_true",
+                   help="interpolate between two samples from the prior instead")
+    p.add_argument("--test-pairs", type=int, default=None, metavar="N",
+                   help="instead: for N random pairs of test sentences, report the share whose "
+                   "two endpoints decode back to themselves, and show a few paths")
+    p.add_argument("--steps", type=int, default=8, help="points on the path, endpoints included")
+    p.add_argument("--path", choices=("linear", "slerp"), default="linear")
+    p.add_argument("--decode", choices=("greedy", "beam", "sample"), default="greedy",
+                   help="how each point is decoded")
+    p.add_argument("--beam-size", type=int, default=5)
+    p.add_argument("--temperature", type=float, default=1.0, help="for --decode sample")
+    p.add_argument("--seed", type=int, default=0, help="for --random, --test-pairs and sampling")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.steps < 2:
+        raise SeqVAEError("--steps must be at least 2 (the two endpoints)")
+    modes = bool(args.endpoints) + args.random + (args.test_pairs is not None)
+    if modes != 1 or (args.endpoints and len(args.endpoints) != 2):
+        raise SeqVAEError('give two sentences ("a" "b"), or --random, or --test-pairs N')
+    vae = load(args.checkpoint, device=args.device)
+    vae.require_latent("interpolate")
+    options = dict(steps=args.steps, path=args.path, method=args.decode, seed=args.seed,
+                   beam_size=args.beam_size, temperature=args.temperature)
+    if args.test_pairs is not None:
+        return interpolate_test_pairs(vae, args, options)
+    if args.random:
+        start, end = vae.prior_codes(2, seed=args.seed)
+        shown = ["(prior sample)", "(prior sample)"]
+    else:
+        start, end = args.endpoints
+        bad = vae.problems([start, end])
+        if bad:
+            i, reason = next(iter(bad.items()))
+            raise SeqVAEError(f"endpoint {i + 1} ({args.endpoints[i]!r}) is {reason}")
+        note_unknown(vae, [start, end])
+        shown = [start, end]
+    decoded = vae.interpolate(start, end, **options)
+    if args.json:
+        print(json.dumps({"start": shown[0], "end": shown[1], "path": args.path,
+                          "decode": args.decode, "points": decoded}))
+    else:
+        print(format_path(args.path, args.steps, args.decode, shown, decoded))
+    return 0
+
+
+def interpolate_test_pairs(vae, args: argparse.Namespace, options: dict) -> int:
+    if args.test_pairs < 1:
+        raise SeqVAEError("--test-pairs must be at least 1")
+    split = load_split(vae, "test", log=err)
+    texts = [vae.tokenizer.decode(split[i].tolist()) for i in range(len(split))]
+    result = endpoint_recovery(vae, texts, pairs=args.test_pairs, seed=args.seed)
+    examples = [{"start": texts[a], "end": texts[b],
+                 "points": vae.interpolate(texts[a], texts[b], **options)}
+                for a, b in result["chosen"][:3]]
+    if args.json:
+        print(json.dumps({**result, "examples": examples}))
+        return 0
+    print(format_test_pairs(result, examples))
+    return 0

@@ -1,0 +1,104 @@
+"""Every report the commands print, as strings: the commands only decide what to show."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..optimization import OptimizationResult
+
+
+def format_bench(result: dict) -> str:
+    ours, peer = result["seqvae"], result.get("peer")
+    rows = [("training tokens/s", "train_tok_per_s"), ("training molecules/s", "train_mol_per_s"),
+            ("sampling molecules/s", "sample_mol_per_s"), ("encoding molecules/s", "encode_mol_per_s"),
+            ("training GFLOP/s", "train_gflop_per_s"), ("fp32 matmul peak GFLOP/s", "matmul_peak_gflop_per_s"),
+            ("share of peak", "fraction_of_peak"), ("peak RSS MB", "peak_rss_mb")]
+    head = f"{'':26}{'seqvae':>12}" + (f"{'peer':>12}{'ratio':>8}" if peer else "")
+    lines = [f"seqvae bench on {ours['device']} ({ours['threads']} threads, torch {ours['torch']}), "
+             f"{ours['corpus']}, {ours['tokenizer']} tokens, batch {ours['batch_size']}", head]
+    for label, key in rows:
+        value = ours.get(key)
+        line = f"{label:26}{value if value is not None else '-':>12}"
+        if peer and peer.get(key):
+            line += f"{peer[key]:>12}{value / peer[key]:>7.2f}x"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def print_train_summary(summary: dict, quality: dict | None, out: Path) -> None:
+    final = summary["final_valid"]
+    print(f"\nTrained {summary['steps']} steps in {summary['train_seconds']:.0f} s on "
+          f"{summary['device']} ({summary['parameters'] / 1e6:.2f}M parameters).")
+    print(f"Best validation ELBO {summary['best_valid_elbo']:.3f} nats/sequence "
+          f"(step {summary['best_step']}) -> {out / 'model.pt'}")
+    if final:
+        print(f"Final validation: rec {final['rec']:.3f}  KL {final['kl']:.3f}  "
+              f"ELBO {final['elbo']:.3f}  NLL/token {final['nll_per_token']:.4f} "
+              f"({final['n']} sequences)")
+    if quality:
+        print(f"\nSamples from the prior (temperature 1):")
+        flags = quality.get("valid_flags")
+        for i, text in enumerate(quality["samples"][:10]):
+            mark = "" if flags is None else ("valid    " if flags[i] else "INVALID  ")
+            print(f"  {mark}{text}")
+        if flags is not None:
+            print(f"{quality['n']} prior samples: valid {quality['valid']:.3f}, "
+                  f"unique among valid {quality['unique']:.3f}")
+        else:
+            print(f"{quality['n']} prior samples: unique {quality['unique']:.3f}")
+    print(f"Run folder: {out} (metrics.csv, training.png, config.json, summary.json)")
+
+
+def format_head_table(metrics: dict[str, dict[str, float]]) -> str:
+    """Validation MAE and R^2 of a property head, one row a property."""
+    lines = [f"{'property':<10}{'MAE':>10}{'R2':>8}{'n':>9}   (validation, from posterior means)"]
+    lines += [f"{name:<10}{m['mae']:>10.3f}{m['r2']:>8.3f}{m['n']:>9,}" for name, m in metrics.items()]
+    return "\n".join(lines)
+
+
+def format_optimization(result: OptimizationResult, objective: str,
+                        deltas: Sequence[float | None], top_k: int) -> str:
+    """The best molecules found (per similarity floor), the constrained-benchmark figures where
+    there were start molecules, and the validity of all decodes."""
+    lines = []
+    for delta in deltas:
+        best = result.best(top_k, delta)
+        sim = f", similarity to start >= {delta}" if delta is not None else ""
+        lines.append(f"top {len(best)} valid molecules by true {objective} (RDKit){sim}:")
+        lines.append(f"  {'true':>8} {'predicted':>9} {'sim':>5} {'step':>5}  smiles")
+        for r in best:
+            shown_sim = f"{r['similarity']:.2f}" if r["similarity"] is not None else "-"
+            lines.append(f"  {r['true_property']:>8.3f} {r['predicted_property']:>9.3f} "
+                         f"{shown_sim:>5} {r['step']:>5}  {r['smiles']}")
+        if delta is not None and result.start_values:
+            c = result.constrained(delta)
+            lines.append(
+                f"constrained (delta {delta}): {c['success']:.1%} of {c['starts']:,} start "
+                f"molecules improved by a different molecule this similar; among them mean "
+                f"improvement {c['improvement']:.2f} (sd {c['improvement_std']:.2f}), mean "
+                f"similarity {c['similarity']:.2f}; over all starts {c['improvement_all']:.2f}")
+    lines.append(f"decodes: {result.decodes:,}, valid {result.valid_decodes:,} "
+                 f"({result.validity:.1%}); invalid ones are counted here and never returned")
+    return "\n".join(lines)
+
+
+def format_path(path: str, steps: int, method: str, ends: Sequence[str],
+                decoded: Sequence[str]) -> str:
+    """One interpolation: its two ends and the decoded points between them."""
+    lines = [f"{path} path, {steps} points, {method} decoding", f"  from: {ends[0]}"]
+    lines += [f"  {i:>3}  {text}" for i, text in enumerate(decoded)]
+    return "\n".join(lines + [f"    to: {ends[1]}"])
+
+
+def format_test_pairs(result: dict[str, Any], examples: Sequence[dict[str, Any]]) -> str:
+    """A few example paths between test sentences, and the endpoint-recovery share."""
+    lines = []
+    for example in examples:
+        lines.append(f"from: {example['start']}")
+        lines += [f"  {i:>3}  {text}" for i, text in enumerate(example["points"])]
+        lines.append(f"  to: {example['end']}\n")
+    lines.append(f"{result['recovered_pairs']} of {result['pairs']} random test pairs "
+                 f"({result['share']:.0%}) decode back to both of their own endpoints "
+                 f"(greedy decoding of the posterior mean; {result['sentences_recovered']:.0%} "
+                 "of the sentences involved come back exactly)")
+    return "\n".join(lines)
