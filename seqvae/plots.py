@@ -4,6 +4,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
+
 
 def plot_training_curves(metrics_csv: str | Path, png: str | Path) -> Path:
     """Draw reconstruction, KL and the schedules from a run's metrics.csv into a PNG.
@@ -11,7 +14,6 @@ def plot_training_curves(metrics_csv: str | Path, png: str | Path) -> Path:
     Three panels share the step axis: reconstruction NLL per sequence (train and validation),
     KL per sequence (train and validation), and the KL weight and learning rate.
     """
-    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
     rows = list(csv.DictReader(open(metrics_csv, newline="")))
     def steps_of(split: str, key: str) -> tuple[list[float], list[float]]:
@@ -53,8 +55,6 @@ PROPERTY_LABELS = {"logp": "logP (Crippen)", "qed": "QED", "sa": "SA score",
 def plot_property_distributions(sets: dict[str, dict[str, "np.ndarray"]], png: str | Path) -> Path:
     """Histograms of molecular properties, one panel per property, one curve per named set
     (e.g. {"samples": {...}, "test": {...}}, each {property: values})."""
-    import numpy as np
-    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 6))
     axes = fig.subplots(2, 2)
@@ -79,7 +79,6 @@ def plot_property_distributions(sets: dict[str, dict[str, "np.ndarray"]], png: s
 def plot_optimization_trajectory(result, start: str, png: str | Path | None = None):
     """True (RDKit, valid decodes) and predicted (property head) values along one start's
     optimisation path; returns the matplotlib figure (and writes ``png`` when given)."""
-    from matplotlib.figure import Figure
 
     rows = [r for r in result.rows if r["start"] == start]
     steps = sorted({r["step"] for r in rows})

@@ -25,6 +25,9 @@ from collections import Counter
 from itertools import chain, repeat
 from typing import Any, Callable, Iterable, Sequence
 
+import selfies
+import sentencepiece as spm
+
 from .config import TokenizerConfig
 from .errors import SeqVAEError
 from .parallel import parallel_map
@@ -218,8 +221,6 @@ class SentencePieceTokenizer(Tokenizer):
     kind = "sentencepiece"
 
     def __init__(self, model_proto: bytes, lowercase: bool = False):
-        import sentencepiece as spm
-
         self._proto = bytes(model_proto)
         self._lowercase = bool(lowercase)
         try:
@@ -235,8 +236,6 @@ class SentencePieceTokenizer(Tokenizer):
     @classmethod
     def fit(cls, texts: Iterable[str], vocab_size: int = 8000, model_type: str = "unigram",
             lowercase: bool = False) -> "SentencePieceTokenizer":
-        import sentencepiece as spm
-
         if model_type not in ("unigram", "bpe"):
             raise SeqVAEError(f"unknown sentencepiece model type {model_type!r}; "
                               "use unigram or bpe")
@@ -315,7 +314,6 @@ class SelfiesTokenizer(_VocabTokenizer):
                             min_items=SELFIES_PARALLEL_MIN, workers=min(os.cpu_count() or 1, 8))
 
     def decode(self, ids: Iterable[int]) -> str:
-        import selfies
         itos = self._itos
         symbols = [itos[i] for i in _content_ids(ids, len(itos)) if i != UNK_ID]
         try:
@@ -326,7 +324,6 @@ class SelfiesTokenizer(_VocabTokenizer):
 
 def _selfies_symbols(smiles: str) -> list[str]:
     """The SELFIES symbols of a SMILES; none when SELFIES cannot represent it."""
-    import selfies
     try:
         return list(selfies.split_selfies(selfies.encoder(smiles)))
     except Exception:  # selfies.EncoderError, and RDKit-free parse failures
