@@ -84,6 +84,11 @@ class ObjectiveConfig:
                                 "(Li et al. 2019); 0: off")
     property_weight: float = _f(1.0, "weight of the property head's mean squared error "
                                 "(standardised properties) in the loss")
+    target_kl: float = _f(0.0, "minimum desired rate: keep the KL at or above this many nats per "
+                          "sequence with a Lagrange multiplier learnt by gradient ascent "
+                          "(Pelsmaeker & Aziz 2020); 0: off")
+    target_kl_lr: float = _f(0.001, "step size of the --target-kl multiplier's gradient ascent, "
+                             "per nat of KL below the target")
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,7 @@ class Config:
                                   "save_every", "threads")}
         non_negative = {"model": ("embedding_dim", "latent_dim", "property_head"),
                         "objective": ("kl_weight", "kl_start_step", "free_bits", "property_weight",
-                                      "ae_pretrain_steps"),
+                                      "ae_pretrain_steps", "target_kl", "target_kl_lr"),
                         "train": ("lr", "lr_warmup_steps", "min_lr_ratio", "grad_clip")}
         shares = {"model": ("dropout",), "objective": ("word_dropout", "kl_cycle_ratio")}
 

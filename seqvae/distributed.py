@@ -50,6 +50,10 @@ class Context:
         if self.active:
             dist.barrier()
 
+    def mean(self, value: float) -> float:
+        """The mean of one number over the ranks (itself in a single process)."""
+        return self.sum([value])[0] / self.world
+
     def sum(self, values: list[float]) -> list[float]:
         """Element-wise sum over the ranks (identity in a single process)."""
         if not self.active:

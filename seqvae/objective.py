@@ -13,10 +13,11 @@ where beta_t follows a schedule (see :mod:`seqvae.schedules`), optionally with t
 per dimension (free bits) and with word dropout on the decoder inputs; both are defences
 against posterior collapse. A property head adds its weighted mean squared error.
 
-A new term (a rate constraint, say a Lagrange multiplier on a minimum KL) goes into
-:func:`training_loss` and :class:`LossTerms`, with its settings in
-:class:`seqvae.config.ObjectiveConfig`; the trainer, the benchmark and the logs pick it up
-from there. The reconstruction kernel is :mod:`seqvae.cross_entropy`, the posterior's KL
+With ``--target-kl R`` the KL is kept at or above R nats per sequence by a Lagrange multiplier
+(the minimum desired rate of Pelsmaeker & Aziz 2020; :func:`rate_constraint`,
+:func:`update_rate_multiplier`). A new term goes into :func:`training_loss` and
+:class:`LossTerms`, with its settings in :class:`seqvae.config.ObjectiveConfig`; the trainer,
+the benchmark and the logs pick it up from there. The reconstruction kernel is :mod:`seqvae.cross_entropy`, the posterior's KL
 :mod:`seqvae.gaussian`.
 """
 from __future__ import annotations
@@ -43,18 +44,26 @@ class LossTerms:
     kl_term: Tensor                  # scalar: the KL as it enters the loss (free bits applied)
     beta: float                      # the KL weight it was multiplied by
     property: Tensor | None = None   # scalar: the property head's MSE, if there is a head
+    rate_multiplier: float = 0.0     # the --target-kl multiplier the loss was computed with
+
+    def mean_kl(self) -> Tensor:
+        """scalar: the batch-mean KL per sequence, nats (no free bits)."""
+        return self.kl_per_dim.sum(1).mean()
 
     def detached(self) -> "LossTerms":
         return LossTerms(self.loss.detach(), self.rec.detach(), self.kl_per_dim.detach(),
                          self.kl_term.detach(), self.beta,
-                         None if self.property is None else self.property.detach())
+                         None if self.property is None else self.property.detach(),
+                         self.rate_multiplier)
 
 
 def training_loss(out: VAEOutput, batch: Batch, beta: float, objective: ObjectiveConfig,
-                  property_head: nn.Module | None = None) -> LossTerms:
+                  property_head: nn.Module | None = None,
+                  rate_multiplier: float = 0.0) -> LossTerms:
     """The training loss of one batch from the model's output on it.
 
     loss = mean_b rec_b + beta * free_bits_kl(KL) [+ property_weight * MSE(head(z), targets)]
+                        [+ rate_multiplier * (target_kl - mean_b KL_b)]
 
     Args:
         out: the model's forward pass on ``batch`` (``SeqVAE.forward``).
@@ -62,6 +71,8 @@ def training_loss(out: VAEOutput, batch: Batch, beta: float, objective: Objectiv
         beta: the KL weight at this step (:func:`seqvae.schedules.kl_weight_at`).
         property_head: predicts the properties from the sampled z (as Gómez-Bombarelli et al.
             2018); used when the batch has targets.
+        rate_multiplier: the Lagrange multiplier of ``objective.target_kl`` at this step
+            (:func:`update_rate_multiplier`); unused when the target is 0.
     """
     kl_per_dim = gaussian_kl(out.mu, out.logvar)
     kl_term = free_bits_kl(kl_per_dim, objective.free_bits)
@@ -70,7 +81,44 @@ def training_loss(out: VAEOutput, batch: Batch, beta: float, objective: Objectiv
     if batch.targets is not None and property_head is not None:
         prop = property_loss(property_head(out.z), batch.targets)
         loss = loss + objective.property_weight * prop
-    return LossTerms(loss, out.rec, kl_per_dim, kl_term, beta, prop)
+    if objective.target_kl > 0:
+        loss = loss + rate_constraint(kl_per_dim.sum(1).mean(), objective.target_kl,
+                                      rate_multiplier)
+    return LossTerms(loss, out.rec, kl_per_dim, kl_term, beta, prop, rate_multiplier)
+
+
+def rate_constraint(kl: Tensor, target: float, multiplier: float) -> Tensor:
+    """The Lagrangian term of a minimum desired rate (Pelsmaeker & Aziz 2020).
+
+    Training minimises the negative ELBO subject to ``KL >= target``; the Lagrangian adds
+    ``multiplier * (target - KL)`` with a multiplier >= 0 that :func:`update_rate_multiplier`
+    raises while the KL is below the target and lowers once it is above. Its gradient offsets
+    the KL's weight: the KL enters the loss with weight ``beta - multiplier``.
+
+    Args:
+        kl: scalar, the batch-mean KL per sequence (nats).
+        target: the minimum rate in nats per sequence.
+        multiplier: the current multiplier (a number, not a parameter: it is updated by
+            :func:`update_rate_multiplier`, not by the optimiser).
+    Returns:
+        scalar ``multiplier * (target - kl)``.
+    """
+    return multiplier * (target - kl)
+
+
+def update_rate_multiplier(multiplier: float, kl: float, target: float, lr: float,
+                           ceiling: float) -> float:
+    """One projected gradient-ascent step on the multiplier of :func:`rate_constraint`:
+    ``clip(multiplier + lr * (target - kl), 0, ceiling)``.
+
+    The ceiling is the KL weight beta: at ``multiplier == beta`` the KL costs nothing, so the
+    reconstruction term alone pulls the rate up. Letting the multiplier rise past beta rewards
+    the KL outright, and the rate then overshoots the target several times over before the
+    multiplier can come back down (seen on MOSES: a KL of 523 nats at step 40 for a target of
+    40). With ``target`` 0 the multiplier stays 0, since a KL is never negative: the plain
+    objective.
+    """
+    return min(max(0.0, multiplier + lr * (target - kl)), ceiling)
 
 
 def free_bits_kl(kl_per_dim: Tensor, floor: float) -> Tensor:

@@ -5,7 +5,8 @@ import torch
 
 from seqvae.cross_entropy import linear_cross_entropy, reconstruction_nll
 from seqvae.gaussian import gaussian_kl
-from seqvae.objective import free_bits_kl, vae_loss, word_dropout
+from seqvae.objective import (free_bits_kl, rate_constraint, update_rate_multiplier, vae_loss,
+                             word_dropout)
 
 
 def test_reconstruction_nll_sums_tokens_and_masks_padding():
@@ -126,3 +127,37 @@ def test_word_dropout_rate_and_protected_positions():
     assert replaced[:, 1:].float().mean().item() == pytest.approx(0.3, abs=0.02)
     assert (inputs[:, 0] == 1).all()  # input untouched
     assert word_dropout(inputs, 0.0, unk_id=3) is inputs
+
+
+def test_rate_constraint_is_the_lagrangian_term_and_rewards_the_kl():
+    kl = torch.tensor(12.0, requires_grad=True)
+    term = rate_constraint(kl, target=20.0, multiplier=0.25)
+    assert term.item() == pytest.approx(0.25 * (20.0 - 12.0))
+    term.backward()
+    assert kl.grad.item() == pytest.approx(-0.25)  # the KL's weight in the loss drops by 0.25
+
+
+def test_rate_multiplier_rises_below_the_target_falls_above_and_stays_in_range():
+    assert update_rate_multiplier(0.5, kl=10.0, target=20.0, lr=0.01, ceiling=1.0) == pytest.approx(0.6)
+    assert update_rate_multiplier(0.5, kl=30.0, target=20.0, lr=0.01, ceiling=1.0) == pytest.approx(0.4)
+    assert update_rate_multiplier(0.05, kl=40.0, target=20.0, lr=0.01, ceiling=1.0) == 0.0
+    assert update_rate_multiplier(0.95, kl=0.0, target=20.0, lr=0.01, ceiling=1.0) == 1.0
+    assert update_rate_multiplier(0.0, kl=0.0, target=0.0, lr=0.01, ceiling=1.0) == 0.0
+
+
+def test_training_loss_adds_the_rate_term_only_with_a_target():
+    from types import SimpleNamespace
+    from seqvae.config import ObjectiveConfig
+    from seqvae.objective import training_loss
+    mu = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+    logvar = torch.zeros(2, 2)
+    out = SimpleNamespace(mu=mu, logvar=logvar, rec=torch.tensor([10.0, 6.0]), z=mu)
+    batch = SimpleNamespace(targets=None)
+    # KL per sequence: 0.5 * mu^2 summed = 2.0 and 0.0, mean 1.0; rec mean 8.0
+    plain = training_loss(out, batch, beta=0.5, objective=ObjectiveConfig())
+    assert plain.loss.item() == pytest.approx(8.0 + 0.5 * 1.0)
+    assert plain.mean_kl().item() == pytest.approx(1.0)
+    rated = training_loss(out, batch, beta=0.5, objective=ObjectiveConfig(target_kl=5.0),
+                          rate_multiplier=0.3)
+    assert rated.loss.item() == pytest.approx(8.0 + 0.5 * 1.0 + 0.3 * (5.0 - 1.0))
+    assert rated.rate_multiplier == 0.3

@@ -16,7 +16,8 @@ from ..config import Config
 from ..errors import SeqVAEError
 from .progress import Progress
 from .run import Run, make_batch, setup_run
-from .step import end_pretraining, pretraining_ends, set_learning_rate, train_step
+from .step import (end_pretraining, next_rate_multiplier, pretraining_ends, set_learning_rate,
+                   train_step)
 from .validation import validate
 
 MAX_BAD_STEPS = 20  # consecutive non-finite steps before giving up
@@ -42,7 +43,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
             lr = set_learning_rate(run.optimizer, state.step, tc, run.total_steps)
             batch = make_batch(run, index)
             terms, finite = train_step(run.net, run.model, batch, state.step, run.config,
-                                       run.total_steps)
+                                       run.total_steps, state.rate_multiplier)
             state.batch_in_epoch += 1
             if ctx.active:  # every rank skips, or none does
                 finite = ctx.sum([0.0 if finite else 1.0])[0] == 0
@@ -51,6 +52,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
                 continue
             bad_in_a_row = 0
             run.optimizer.step()
+            state.rate_multiplier = next_rate_multiplier(terms, run.config, ctx.mean)
             state.step += 1
             meter.step_taken(terms, batch, lr)
             if tc.val_every and state.step % tc.val_every == 0:

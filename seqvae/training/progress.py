@@ -46,7 +46,8 @@ class Progress:
         # means over the ranks' equal shares = the means over the global batches
         rec, kl, loss, tokens = run.ctx.sum([self.sums[k] for k in ("rec", "kl", "loss", "tokens")])
         n, beta = self.n * run.ctx.world, terms.beta
-        row = dict(rec=rec / n, kl=kl / n, loss=loss / n, kl_weight=beta, lr=lr,
+        row = dict(rec=rec / n, kl=kl / n, loss=loss / n, kl_weight=beta,
+                   rate_multiplier=state.rate_multiplier, lr=lr,
                    tokens_per_s=tokens / (now - self.t0))
         state.seconds = now - self.started
         run.folder.log_metrics(step=state.step, epoch=state.epoch, split="train",
@@ -54,7 +55,10 @@ class Progress:
         self.bar.set_postfix(rec=f"{row['rec']:.2f}", kl=f"{row['kl']:.2f}", beta=f"{beta:.3f}")
         if run.ctx.is_main:
             self.bar.write(f"train  step {state.step:>7}  rec {row['rec']:8.3f}  kl {row['kl']:7.3f}"
-                           f"  beta {beta:.4f}  lr {lr:.2e}  {row['tokens_per_s']:,.0f} tokens/s")
+                           f"  beta {beta:.4f}"
+                           + (f"  multiplier {state.rate_multiplier:.3f}"
+                              if run.config.objective.target_kl else "")
+                           + f"  lr {lr:.2e}  {row['tokens_per_s']:,.0f} tokens/s")
         self._reset(now)
 
     def close(self) -> None:

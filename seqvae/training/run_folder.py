@@ -29,7 +29,7 @@ from ..plots import plot_training_curves
 from ..tokenizers import Tokenizer
 from .step import TrainState
 
-METRIC_FIELDS = ["step", "epoch", "split", "loss", "rec", "kl", "kl_weight", "lr",
+METRIC_FIELDS = ["step", "epoch", "split", "loss", "rec", "kl", "kl_weight", "rate_multiplier", "lr",
                  "tokens_per_s", "elbo", "nll_per_token", "seconds"]
 
 
