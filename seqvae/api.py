@@ -93,20 +93,38 @@ class TrainedVAE:
         split = TokenizedSplit.from_lists(self._ids(texts, check))
         return self.encode_means(split, batch_size, progress).cpu().numpy()
 
-    @torch.no_grad()  # not inference_mode: the means may feed a head that is then trained
+    def encode_posterior(self, texts: Sequence[str], batch_size: int = 512,
+                         check: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The posterior q(z|x) = N(mu, diag(exp(logvar))) of each string: two (N, D) float32
+        arrays, mu and logvar."""
+        split = TokenizedSplit.from_lists(self._ids(texts, check))
+        mu, logvar = self.encode_split(split, batch_size)
+        return mu.cpu().numpy(), logvar.cpu().numpy()
+
     def encode_means(self, split: TokenizedSplit, batch_size: int = 512,
                      progress: bool = False) -> torch.Tensor:
-        """Posterior means of tokenised sequences, in order: (N, D) fp32 on the model's device.
+        """Posterior means of tokenised sequences, in order: (N, D) fp32 on the model's device."""
+        return self.encode_split(split, batch_size, progress)[0]
+
+    @torch.no_grad()  # not inference_mode: the means may feed a head that is then trained
+    def encode_split(self, split: TokenizedSplit, batch_size: int = 512,
+                     progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior means and log-variances of tokenised sequences, in order: two (N, D) fp32
+        tensors on the model's device.
 
         The one "encode everything" loop: the API, property heads and the benchmark use it.
         """
-        out = []
+        means, logvars = [], []
         for start in tqdm(range(0, len(split), batch_size), disable=not progress, unit="batch",
                           desc="encoding"):
             tokens, lengths = collate(split, np.arange(start, min(start + batch_size, len(split))))
-            mu, _ = self.model.forward_encoder(tokens.to(self.model.device), lengths)
-            out.append(mu.float())
-        return torch.cat(out) if out else torch.zeros(0, self.latent_dim, device=self.model.device)
+            mu, logvar = self.model.forward_encoder(tokens.to(self.model.device), lengths)
+            means.append(mu.float())
+            logvars.append(logvar.float())
+        if not means:
+            empty = torch.zeros(0, self.latent_dim, device=self.model.device)
+            return empty, empty.clone()
+        return torch.cat(means), torch.cat(logvars)
 
     def corpus(self, log: Callable[[str], None] = print) -> PreparedData:
         """The corpus the model was trained on, tokenised with its own tokenizer (cached)."""
@@ -192,6 +210,8 @@ class TrainedVAE:
 
 
 def load(path: str | Path, device: str = "auto") -> TrainedVAE:
-    """Load a checkpoint written by ``seqvae train`` (``DIR/model.pt``)."""
+    """Load a model: the name of a shipped one (``"moses"``, ``"ptb"``; see
+    :func:`seqvae.pretrained.models`), a run folder written by ``seqvae train`` (its
+    ``model.pt``), or a checkpoint file."""
     loaded = load_checkpoint(path, resolve_device(device))
     return TrainedVAE(loaded.config, loaded.tokenizer, loaded.model)
