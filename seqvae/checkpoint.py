@@ -18,6 +18,7 @@ from .config import Config
 from .errors import SeqVAEError
 from .files import atomic_write
 from .model import SeqVAE
+from .pretrained import resolve
 from .tokenizers import Tokenizer, tokenizer_from_state
 
 FORMAT = "seqvae-checkpoint"
@@ -49,9 +50,28 @@ def save_checkpoint(path: str | Path, config: Config, tokenizer: Tokenizer, mode
         stale.unlink(missing_ok=True)
 
 
+def export_half_precision(source: str | Path, target: str | Path) -> Path:
+    """Write a checkpoint for shipping: the same format with fp16 weights and no optimiser
+    state, so a model of a few million parameters stays under 10 MB. Loading casts the
+    weights back to the model's fp32 parameters; the RNG state and the step stay for the
+    record."""
+    blob = read_checkpoint(source)
+    blob["model"] = {k: v.half() if v.is_floating_point() else v for k, v in blob["model"].items()}
+    blob["optimizer"] = None
+    state = blob.get("train_state") or {}
+    blob["train_state"] = {k: v for k, v in state.items() if k != "torch_rng"}
+    with atomic_write(target, "wb") as fh:
+        torch.save(blob, fh)
+    return Path(target)
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint's contents onto the CPU, safely, with clear errors for bad files."""
-    path = Path(path)
+    """Load a checkpoint's contents onto the CPU, safely, with clear errors for bad files.
+
+    ``path`` may also be a run folder (its model.pt) or the name of a shipped model, whose
+    checksum is verified first (:func:`seqvae.pretrained.resolve`).
+    """
+    path = resolve(path)
     if not path.is_file():
         raise SeqVAEError(f"{path}: no such checkpoint; pass the model.pt written by "
                           "`seqvae train --out DIR` (DIR/model.pt)")

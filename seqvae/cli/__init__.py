@@ -8,6 +8,7 @@ printed report is formatted in :mod:`.report`.
     seqvae reconstruct runs/moses/model.pt molecules.smi
     seqvae evaluate runs/ptb/model.pt --split test --k 500
     seqvae interpolate runs/ptb/model.pt "the market fell" "he said it was fine"
+    seqvae models                      # the pretrained models; their names work as MODEL
 """
 from __future__ import annotations
 
@@ -17,14 +18,15 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import SeqVAEError
-from . import (bench, encode, evaluate, fit_properties, interpolate, optimize, reconstruct,
-               sample, train)
+from . import (bench, encode, evaluate, fit_properties, interpolate, models, optimize,
+               reconstruct, sample, train)
 from .common import checkpoint_options, config_from_args, device_options, err
 from .report import format_bench
 
 __all__ = ["main", "build_parser", "config_from_args", "format_bench"]
 
 ON_DEVICE = (train, bench)                     # commands that take --device only
+STANDALONE = (models,)                         # commands that take neither
 ON_CHECKPOINT = (sample, encode, reconstruct, evaluate, interpolate, fit_properties, optimize)
 
 
@@ -34,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seqvae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (train, sample, encode, reconstruct, evaluate, interpolate, fit_properties,
-                    optimize, bench):
-        parents = [device_options() if command in ON_DEVICE else checkpoint_options()]
+                    optimize, bench, models):
+        parents = ([] if command in STANDALONE else
+                   [device_options() if command in ON_DEVICE else checkpoint_options()])
         command.add_parser(sub, parents)
     return parser
 

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from ..config import SECTIONS, Config
 from ..corpora import read_numbered
 from ..errors import SeqVAEError
+from ..pretrained import is_shipped, resolve
 
 # Flags whose names differ from their config field (the rest are --field-name).
 FLAG_NAMES = {("data", "source"): "data", ("tokenizer", "kind"): "tokenizer"}
@@ -31,8 +32,24 @@ def checkpoint_options() -> argparse.ArgumentParser:
     """The parent parser of the commands that work on a trained model: the checkpoint and
     the device."""
     parent = argparse.ArgumentParser(add_help=False, parents=[device_options()])
-    parent.add_argument("checkpoint", type=Path, help="a model.pt written by seqvae train")
+    parent.add_argument("checkpoint", type=model_file, metavar="MODEL",
+                        help="a shipped model's name (see `seqvae models`), a run folder "
+                             "written by seqvae train, or a checkpoint file (DIR/model.pt)")
     return parent
+
+
+def model_file(text: str) -> Path:
+    """argparse type of MODEL: the checkpoint file a name, folder or file stands for."""
+    try:
+        return resolve(text)
+    except SeqVAEError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def beside(checkpoint: Path) -> Path:
+    """The folder for a command's default output files: the checkpoint's run folder, or the
+    current folder for a shipped model (its folder belongs to the installed package)."""
+    return Path.cwd() if is_shipped(checkpoint) else checkpoint.parent
 
 
 def _parse_bool(text: str) -> bool:

@@ -12,7 +12,7 @@ from ..data import TokenizedSplit
 from ..errors import SeqVAEError
 from ..evaluation import evaluate_sequences, format_table, load_split
 from ..molecule_evaluation import evaluate_molecules, format_molecule_table
-from .common import err, read_inputs
+from .common import beside, err, read_inputs
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -60,13 +60,13 @@ def run(args: argparse.Namespace) -> int:
     if what in ("likelihood", "all"):
         results["likelihood"] = likelihood_block(vae, args)
     if what in ("molecules", "all"):
-        plot = args.checkpoint.parent / "properties.png"
+        plot = beside(args.checkpoint) / "properties.png"
         results["molecules"] = evaluate_molecules(vae, n=args.n, seed=args.seed, plot=plot,
                                                   log=err, progress=True)
         print(format_molecule_table(results["molecules"], f"seqvae evaluate {args.checkpoint}: "
                                     "MOSES metrics of prior samples (temperature 1)"))
     suffix = f"-k{results['likelihood']['k']}" if "likelihood" in results else f"-n{args.n}"
-    output = args.output or args.checkpoint.parent / f"evaluate-{Path(name).stem}{suffix}.json"
+    output = args.output or beside(args.checkpoint) / f"evaluate-{Path(name).stem}{suffix}.json"
     output.write_text(json.dumps(results, indent=2))
     err(f"seqvae: wrote {output}")
     return 0

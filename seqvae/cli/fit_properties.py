@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import SeqVAEError
 from ..property_fitting import add_property_head
-from .common import err
+from .common import beside, err
 from .report import format_head_table
 
 
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 def run(args: argparse.Namespace) -> int:
     if min(args.hidden, args.epochs, args.max_train) < 1:
         raise SeqVAEError("--hidden, --epochs and --max-train must be at least 1")
-    out = args.output or args.checkpoint.parent / "model-properties.pt"
+    out = args.output or beside(args.checkpoint) / "model-properties.pt"
     metrics = add_property_head(args.checkpoint, out, hidden=args.hidden, epochs=args.epochs,
                                 max_train=args.max_train, seed=args.seed, device=args.device,
                                 log=err)

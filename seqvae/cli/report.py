@@ -102,3 +102,18 @@ def format_test_pairs(result: dict[str, Any], examples: Sequence[dict[str, Any]]
                  f"(greedy decoding of the posterior mean; {result['sentences_recovered']:.0%} "
                  "of the sentences involved come back exactly)")
     return "\n".join(lines)
+
+
+def format_models(shipped: dict) -> str:
+    """The table of ``seqvae models``: name, what it is for, headline test metrics."""
+    if not shipped:
+        return "No pretrained models are installed."
+    width = max(len(name) for name in shipped)
+    lines = []
+    for name, entry in shipped.items():
+        lines.append(f"{name:<{width}}  {entry.description}")
+        if entry.headline:
+            lines.append(f"{'':<{width}}  {entry.headline}")
+    lines.append("\nUse a name wherever a MODEL is asked for (seqvae sample moses -n 5); "
+                 "seqvae models --card NAME prints how it was trained and measured.")
+    return "\n".join(lines)
