@@ -6,8 +6,9 @@ import pytest
 
 from seqvae.moses_metrics import (cosine_similarity, fingerprints, fraction_valid,
                                   fragment_counts, internal_diversity, nearest_neighbour_similarity,
-                                  passes_filters, scaffold_counts, smarts_patterns, tanimoto,
-                                  unique_at, valid_canonical, novelty)
+                                  passes_filters, property_values, scaffold_counts,
+                                  smarts_patterns, tanimoto, unique_at, valid_canonical,
+                                  wasserstein_metric, novelty)
 
 
 def test_validity_uniqueness_and_novelty_by_hand():
@@ -47,18 +48,37 @@ def test_fingerprints_are_morgan_1024():
     assert fps.shape == (2, 1024) and fps[0].sum() > 0 and fps[1].sum() == 0
 
 
-def test_fragments_and_scaffolds():
-    # ethyl benzoate: BRICS cuts the ester; its scaffold is benzene
-    frags = fragment_counts(["CCOC(=O)c1ccccc1"])
-    assert len(frags) >= 2
-    assert scaffold_counts(["CCOC(=O)c1ccccc1", "Cc1ccccc1", "CCO"]) == Counter({"c1ccccc1": 2})
-    assert cosine_similarity(frags, frags) == pytest.approx(1.0)
+def test_fragments_count_every_occurrence():
+    # diphenyl ether: BRICS cuts both C-O bonds; the phenyl fragment occurs twice (molsets
+    # counts it twice; BRICSDecompose, used before, listed it once)
+    assert fragment_counts(["c1ccc(Oc2ccccc2)cc1"]) == Counter({"[16*]c1ccccc1": 2,
+                                                                 "[3*]O[3*]": 1})
+    assert fragment_counts(["c1ccc(Oc2ccccc2)cc1"] * 2)["[16*]c1ccccc1"] == 4
+    assert fragment_counts(["c1ccc2ccccc2c1", "bad"]) == Counter({"c1ccc2ccccc2c1": 1})
+
+
+def test_scaffolds_need_two_rings():
+    # MOSES keeps only scaffolds of two or more rings: benzene rings and chains have none
+    assert scaffold_counts(["CCOC(=O)c1ccccc1", "Cc1ccccc1", "CCO", "bad"]) == Counter()
+    assert scaffold_counts(["O=C(Nc1ccccc1)c1ccccc1", "CC(=O)c1ccc(C(=O)Nc2ccccc2)cc1",
+                            "c1ccc2ccccc2c1"]) == Counter({"O=C(Nc1ccccc1)c1ccccc1": 2,
+                                                           "c1ccc2ccccc2c1": 1})
+    assert scaffold_counts(["CCOC(=O)c1ccccc1"], min_rings=1) == Counter({"c1ccccc1": 1})
 
 
 def test_cosine_similarity_by_hand():
     assert cosine_similarity(Counter(a=1, b=1), Counter(a=1)) == pytest.approx(1 / math.sqrt(2))
     assert cosine_similarity(Counter(a=2), Counter(b=3)) == 0.0
-    assert cosine_similarity(Counter(), Counter(a=1)) == 0.0
+    assert math.isnan(cosine_similarity(Counter(), Counter(a=1)))    # as molsets: undefined
+
+
+def test_wasserstein_by_hand():
+    assert wasserstein_metric(np.array([0.0, 1.0]), np.array([0.0, 1.0])) == 0.0
+    assert wasserstein_metric(np.array([0.0]), np.array([2.0, 4.0])) == pytest.approx(3.0)
+    assert math.isnan(wasserstein_metric(np.array([]), np.array([1.0])))
+    values = property_values(["CCO", "bad", "c1ccccc1"])
+    assert set(values) == {"logP", "SA", "QED", "weight"} and len(values["weight"]) == 2
+    assert values["weight"][0] == pytest.approx(46.069, abs=1e-3)
 
 
 def test_filters():
@@ -69,6 +89,7 @@ def test_filters():
     assert not passes_filters("CCP", [])                          # phosphorus is not allowed
     assert not passes_filters("C1CCCCCCCC1", [])                  # a 9-membered ring
     assert not passes_filters("nonsense", [])
+    assert not passes_filters("", [])
     assert not passes_filters("c1ccc(C=CC#N)cc1", smarts_patterns(
         "names,smarts\nMCF1,[#6]=&!@[#6]-[#6]#[#7]\n", 1, header=True))
 
