@@ -1,9 +1,10 @@
 """``seqvae evaluate`` for SMILES models: the MOSES metrics of prior samples, reconstruction
 accuracy, and property distributions.
 
-Reference statistics (fingerprints, fragments, scaffolds, ChemNet activations) of the test sets
-and the canonical training set are computed once per set and cached under
-``<cache>/reference/``, keyed by a hash of the SMILES, so later evaluations start fast.
+Reference statistics (fingerprints, fragments, scaffolds, property values, ChemNet activations)
+of the test sets and the canonical training set are computed once per set and cached under
+``<cache>/reference/``, keyed by a hash of the SMILES and :data:`STATISTICS_VERSION`, so later
+evaluations start fast. The metrics are those of molsets 0.3.1 (see :mod:`seqvae.moses_metrics`).
 """
 from __future__ import annotations
 
@@ -22,14 +23,19 @@ import numpy as np
 from .api import TrainedVAE
 from .chemistry import PROPERTY_NAMES, canonical, properties
 from .corpora import cache_dir
-from .moses_metrics import (chemnet_stats, cosine_similarity, filter_pass_rate, fingerprints,
-                            fragment_counts, frechet_chemnet_distance, internal_diversity,
-                            moses_filters, nearest_neighbour_similarity, novelty, scaffold_counts,
-                            unique_at, valid_canonical)
+from .moses_metrics import (WASSERSTEIN_PROPERTIES, chemnet_stats, cosine_similarity,
+                            filter_pass_rate, fingerprints, fragment_counts,
+                            frechet_chemnet_distance, internal_diversity, moses_filters,
+                            nearest_neighbour_similarity, novelty, property_values,
+                            scaffold_counts, unique_at, valid_canonical, wasserstein_metric)
 from .parallel import parallel_map
 
 
 REFERENCE_CHUNK = 5000  # molecules per worker job when computing reference statistics
+# Part of the cache key of reference statistics: raise it whenever what they hold or how it is
+# computed changes, so no evaluation reads statistics of an older definition. 2: fragments and
+# scaffolds as molsets 0.3.1 counts them, and property values for the Wasserstein metrics.
+STATISTICS_VERSION = 2
 
 
 @dataclass
@@ -39,6 +45,7 @@ class ReferenceSet:
     fragments: Counter
     scaffolds: Counter
     chemnet: tuple[np.ndarray, np.ndarray]   # activation mean (512,) and covariance (512, 512)
+    properties: dict[str, np.ndarray]        # {"logP", "SA", "QED", "weight"}: (N_valid,)
 
 
 def _key(smiles: Sequence[str]) -> str:
@@ -51,36 +58,43 @@ def _key(smiles: Sequence[str]) -> str:
 
 def reference_set(smiles: Sequence[str], log: Callable[[str], None] = print) -> ReferenceSet:
     """The statistics of a reference set (e.g. MOSES test), from the cache when possible."""
-    path = cache_dir() / "reference" / f"{_key(smiles)}.npz"
+    path = cache_dir() / "reference" / f"v{STATISTICS_VERSION}-{_key(smiles)}.npz"
     if path.exists():
         blob = np.load(path)
         return ReferenceSet(np.unpackbits(blob["fingerprints"], axis=1)[:, :1024],
                             Counter(json.loads(str(blob["fragments"]))),
                             Counter(json.loads(str(blob["scaffolds"]))),
-                            (blob["chemnet_mu"], blob["chemnet_sigma"]))
+                            (blob["chemnet_mu"], blob["chemnet_sigma"]),
+                            {name: blob[f"property_{name}"] for name in WASSERSTEIN_PROPERTIES})
     started = time.perf_counter()
     log(f"seqvae: computing reference statistics of {len(smiles):,} molecules (once; cached)")
     chunks = [list(smiles[i:i + REFERENCE_CHUNK]) for i in range(0, len(smiles), REFERENCE_CHUNK)]
     parts = parallel_map(_rdkit_statistics, chunks, chunksize=1)
     fragments, scaffolds = Counter(), Counter()
-    for _, frags, scafs in parts:
+    for _, frags, scafs, _ in parts:
         fragments.update(frags)
         scaffolds.update(scafs)
-    fps = np.concatenate([f for f, _, _ in parts]) if parts else np.zeros((0, 1024), np.uint8)
-    ref = ReferenceSet(fps, fragments, scaffolds, chemnet_stats(smiles))
+    fps = np.concatenate([f for f, _, _, _ in parts]) if parts else np.zeros((0, 1024), np.uint8)
+    props = {name: np.concatenate([p[name] for *_, p in parts]) if parts else np.zeros(0)
+             for name in WASSERSTEIN_PROPERTIES}
+    ref = ReferenceSet(fps, fragments, scaffolds, chemnet_stats(smiles), props)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
     np.savez(tmp, fingerprints=np.packbits(ref.fingerprints, axis=1),
              fragments=json.dumps(ref.fragments), scaffolds=json.dumps(ref.scaffolds),
-             chemnet_mu=ref.chemnet[0], chemnet_sigma=ref.chemnet[1])
+             chemnet_mu=ref.chemnet[0], chemnet_sigma=ref.chemnet[1],
+             **{f"property_{name}": values for name, values in ref.properties.items()})
     os.replace(tmp, path)
     log(f"seqvae: reference statistics ready in {time.perf_counter() - started:.0f} s ({path})")
     return ref
 
 
-def _rdkit_statistics(smiles: list[str]) -> tuple[np.ndarray, Counter, Counter]:
-    """Fingerprints, fragment counts and scaffold counts of one chunk (a worker's job)."""
-    return fingerprints(smiles), fragment_counts(smiles), scaffold_counts(smiles)
+def _rdkit_statistics(smiles: list[str]) -> tuple[np.ndarray, Counter, Counter,
+                                                  dict[str, np.ndarray]]:
+    """Fingerprints, fragment counts, scaffold counts and property values of one chunk (a
+    worker's job)."""
+    return fingerprints(smiles), fragment_counts(smiles), scaffold_counts(smiles), \
+        property_values(smiles)
 
 
 def canonical_training_set(smiles: Sequence[str], log: Callable[[str], None] = print) -> set[str]:
@@ -100,8 +114,14 @@ def canonical_training_set(smiles: Sequence[str], log: Callable[[str], None] = p
 
 
 def generation_metrics(samples: Sequence[str], train: set[str],
-                       references: dict[str, ReferenceSet]) -> dict[str, Any]:
-    """The MOSES metrics of generated SMILES against named reference sets."""
+                       references: dict[str, ReferenceSet],
+                       filters: Sequence[Any] | None = None) -> dict[str, Any]:
+    """The MOSES metrics of generated SMILES against named reference sets, as molsets 0.3.1's
+    ``get_all_metrics``: validity over all samples; everything else over the valid ones in
+    canonical form, duplicates included. For each reference ``name``: fcd/, snn/, frag/, scaf/
+    and the Wasserstein-1 distances logp/, sa/, qed/, weight/ (MOSES reports the last four
+    against test only). ``filters``: the SMARTS patterns (default: MCF and PAINS from the
+    molsets wheel)."""
     valid = valid_canonical(samples)
     result: dict[str, Any] = {"samples": len(samples), "valid_samples": len(valid),
                               "valid": len(valid) / max(len(samples), 1),
@@ -112,8 +132,10 @@ def generation_metrics(samples: Sequence[str], train: set[str],
         return result
     fps = fingerprints(valid)
     result.update({"intdiv1": internal_diversity(fps, 1), "intdiv2": internal_diversity(fps, 2),
-                   "filters": filter_pass_rate(valid, moses_filters())})
+                   "filters": filter_pass_rate(valid, moses_filters() if filters is None
+                                               else filters)})
     frags, scafs = fragment_counts(valid), scaffold_counts(valid)
+    props = _property_values(valid) if references else {}
     sample_stats = chemnet_stats(valid) if references and len(valid) > 1 else None
     for name, ref in references.items():
         result[f"fcd/{name}"] = (frechet_chemnet_distance(sample_stats, ref.chemnet)
@@ -121,7 +143,18 @@ def generation_metrics(samples: Sequence[str], train: set[str],
         result[f"snn/{name}"] = nearest_neighbour_similarity(fps, ref.fingerprints)
         result[f"frag/{name}"] = cosine_similarity(frags, ref.fragments)
         result[f"scaf/{name}"] = cosine_similarity(scafs, ref.scaffolds)
+        for prop in WASSERSTEIN_PROPERTIES:
+            result[f"{prop.lower()}/{name}"] = wasserstein_metric(props[prop], ref.properties[prop])
     return result
+
+
+def _property_values(smiles: Sequence[str]) -> dict[str, np.ndarray]:
+    """:func:`property_values` of many molecules, in worker processes (QED and SA take ~1 ms
+    a molecule)."""
+    chunks = [list(smiles[i:i + REFERENCE_CHUNK]) for i in range(0, len(smiles), REFERENCE_CHUNK)]
+    parts = parallel_map(property_values, chunks, chunksize=1)
+    return {name: np.concatenate([p[name] for p in parts]) if parts else np.zeros(0)
+            for name in WASSERSTEIN_PROPERTIES}
 
 
 def reconstruction_accuracy(vae: TrainedVAE, smiles: Sequence[str]) -> float:
@@ -183,6 +216,9 @@ ROWS = [("samples from the prior", "samples", "{:,}"), ("valid", "valid", "{:.3f
         ("SNN/Test", "snn/test", "{:.3f}"), ("SNN/TestSF", "snn/test_scaffolds", "{:.3f}"),
         ("Frag/Test", "frag/test", "{:.3f}"), ("Frag/TestSF", "frag/test_scaffolds", "{:.3f}"),
         ("Scaf/Test", "scaf/test", "{:.3f}"), ("Scaf/TestSF", "scaf/test_scaffolds", "{:.3f}"),
+        ("logP (W1 to Test)", "logp/test", "{:.3f}"), ("SA (W1 to Test)", "sa/test", "{:.3f}"),
+        ("QED (W1 to Test)", "qed/test", "{:.4f}"),
+        ("weight (W1 to Test)", "weight/test", "{:.2f}"),
         ("reconstruction (greedy, test)", "reconstruction", "{:.3f}"),
         ("wall time (s)", "seconds", "{:.1f}")]
 

@@ -1,17 +1,34 @@
 """The MOSES benchmark metrics (Polykovskiy et al. 2020), as functions of SMILES lists.
 
-Definitions follow the MOSES paper and molsets 0.3.1:
-    - validity: the share of generated strings RDKit parses and sanitises;
-    - unique@k: distinct canonical SMILES among the first k valid molecules, as a share of k;
-    - novelty: the share of distinct valid molecules not in the training set;
-    - IntDiv_p = 1 - mean_x (mean_y T(x, y)^p)^(1/p) over all pairs of generated molecules
-      (self-pairs included), T the Tanimoto similarity of Morgan fingerprints;
-    - SNN: mean over generated x of max_y T(x, y) over the reference set;
-    - Frag / Scaf: cosine similarity of BRICS-fragment / Bemis-Murcko-scaffold count vectors;
-    - filters: the share passing the MCF and PAINS substructure filters plus the MOSES
-      training-set rules (no charges, atoms C N S O F Cl Br H, no ring larger than 8);
-    - FCD: Fréchet ChemNet Distance (Preuer et al. 2018), from the ``fcd`` package.
-Fingerprints are Morgan, radius 2, 1,024 bits, as MOSES.
+Every definition is re-implemented from the reference implementation, molsets 0.3.1, and
+checked against it (``tests/test_moses_metrics.py`` holds values molsets 0.3.1 computed on a
+fixed set). Where each comes from (files of the molsets wheel; "metrics" is
+``moses/metrics/metrics.py``, "utils" is ``moses/metrics/utils.py``):
+
+    - validity (metrics ``fraction_valid``): the share of generated strings RDKit parses and
+      sanitises; an empty string is invalid;
+    - unique@k (metrics ``fraction_unique``): distinct canonical SMILES among the first k valid
+      molecules, as a share of them;
+    - novelty (metrics ``novelty``): the share of distinct valid molecules whose canonical
+      SMILES is not in the training set (MOSES compares with its training SMILES as stored);
+    - IntDiv_p (metrics ``internal_diversity``, utils ``average_agg_tanimoto`` with
+      agg="mean"): 1 - mean_x (mean_y T(x, y)^p)^(1/p) over all pairs of valid generated
+      molecules, duplicates and self-pairs included, T the Tanimoto similarity;
+    - SNN (metrics ``SNNMetric``): mean over valid generated x of max_y T(x, y) over the
+      reference set;
+    - Frag (metrics ``FragMetric``, utils ``fragmenter``/``compute_fragments``): cosine
+      similarity of the BRICS-fragment count vectors, every fragment occurrence counted;
+    - Scaf (metrics ``ScafMetric``, utils ``compute_scaffold``/``compute_scaffolds``): cosine
+      similarity of the Bemis-Murcko-scaffold count vectors, only scaffolds of two or more rings;
+    - filters (metrics ``fraction_passes_filters``, utils ``mol_passes_filters``): the share of
+      valid molecules passing the MCF and PAINS substructure filters and the MOSES rules (no
+      charge, atoms C N S O F Cl Br H only, no ring of 8 or more atoms);
+    - FCD (metrics ``FCDMetric``, from the ``fcd_torch`` package): Fréchet ChemNet Distance
+      (Preuer et al. 2018); here from the ``fcd`` package, the same network and weights;
+    - logP, SA, QED, weight (metrics ``WassersteinMetric``, utils ``logP``/``SA``/``QED``/
+      ``weight``): the Wasserstein-1 distance between the property values of the valid
+      generated molecules and those of the test set.
+Fingerprints are Morgan, radius 2, 1,024 bits (utils ``fingerprint``, fp_type="morgan").
 """
 from __future__ import annotations
 
@@ -24,10 +41,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from rdkit import Chem, DataStructs, RDLogger
-from rdkit.Chem import BRICS, rdFingerprintGenerator
+from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
-from .chemistry import canonical, to_molecule
+from .chemistry import canonical, properties, to_molecule
 
 RDLogger.DisableLog("rdApp.*")
 FINGERPRINT_BITS = 1024
@@ -45,20 +62,23 @@ def valid_canonical(smiles: Iterable[str]) -> list[str]:
 
 
 def fraction_valid(smiles: Sequence[str]) -> float:
+    """Share of the strings that are molecules (molsets ``metrics.fraction_valid``)."""
     return len(valid_canonical(smiles)) / len(smiles) if smiles else 0.0
 
 
 def unique_at(valid: Sequence[str], k: int) -> float:
     """Distinct molecules among the first k valid canonical SMILES, as a share of them.
 
-    Fewer than k valid molecules: the share among those there are (MOSES warns, and so does
-    ``evaluate_molecules`` by reporting the count)."""
+    Fewer than k valid molecules: the share among those there are (molsets
+    ``metrics.fraction_unique`` warns; ``evaluate_molecules`` reports the count)."""
     head = valid[:k]
     return len(set(head)) / len(head) if head else 0.0
 
 
 def novelty(valid: Sequence[str], train: set[str]) -> float:
-    """Share of the distinct valid molecules that are not in ``train`` (canonical SMILES)."""
+    """Share of the distinct valid molecules that are not in ``train`` (molsets
+    ``metrics.novelty``). ``valid`` holds canonical SMILES; ``train`` is compared as given, as
+    MOSES does: its training SMILES are RDKit-canonical already."""
     distinct = set(valid)
     return len(distinct - train) / len(distinct) if distinct else 0.0
 
@@ -90,7 +110,8 @@ def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def internal_diversity(fps: np.ndarray, p: int = 1, chunk: int = 2048) -> float:
-    """IntDiv_p = 1 - mean_x (mean_y T(x, y)^p)^(1/p), y over all of the set (x included)."""
+    """IntDiv_p = 1 - mean_x (mean_y T(x, y)^p)^(1/p), y over all of the set (x included);
+    molsets ``metrics.internal_diversity``."""
     if len(fps) == 0:
         return 0.0
     per_molecule = []
@@ -102,47 +123,81 @@ def internal_diversity(fps: np.ndarray, p: int = 1, chunk: int = 2048) -> float:
 
 def nearest_neighbour_similarity(fps: np.ndarray, reference: np.ndarray,
                                  chunk: int = 2048) -> float:
-    """SNN: mean over the rows of ``fps`` of the largest Tanimoto similarity to ``reference``."""
+    """SNN: mean over the rows of ``fps`` of the largest Tanimoto similarity to ``reference``
+    (molsets ``metrics.SNNMetric``; two empty fingerprints count as similarity 1, as there)."""
     if len(fps) == 0 or len(reference) == 0:
         return 0.0
     best = [tanimoto(fps[s:s + chunk], reference).max(axis=1) for s in range(0, len(fps), chunk)]
     return float(np.concatenate(best).mean())
 
 
+def fragments(mol: Chem.Mol) -> list[str]:
+    """BRICS fragments (Degen et al. 2008) of one molecule, every occurrence listed.
+
+    Molsets ``utils.fragmenter``: all BRICS bonds are cut at once (``FragmentOnBRICSBonds``),
+    each cut end gets a dummy atom labelled with its BRICS environment (``[16*]``), and the
+    canonical SMILES of the cut molecule is split at the dots. A molecule without BRICS bonds
+    is its own single fragment. (``BRICS.BRICSDecompose``, used before, returns each distinct
+    fragment once per molecule, so repeated fragments were undercounted.)"""
+    return Chem.MolToSmiles(Chem.FragmentOnBRICSBonds(mol)).split(".")
+
+
 def fragment_counts(smiles: Iterable[str]) -> Counter:
-    """BRICS fragments (Degen et al. 2008) of each molecule, counted over the set."""
+    """BRICS fragments counted over the set, every occurrence in every molecule (molsets
+    ``utils.compute_fragments``); invalid SMILES are skipped."""
     counts: Counter = Counter()
     for s in smiles:
         mol = to_molecule(s)
         if mol is not None:
-            counts.update(BRICS.BRICSDecompose(mol))
+            counts.update(fragments(mol))
     return counts
 
 
-def scaffold_counts(smiles: Iterable[str]) -> Counter:
-    """Bemis-Murcko scaffolds (canonical SMILES) counted over the set; acyclic molecules,
-    whose scaffold is empty, are not counted (as MOSES)."""
+MIN_SCAFFOLD_RINGS = 2
+
+
+def scaffold(mol: Chem.Mol, min_rings: int = MIN_SCAFFOLD_RINGS) -> str | None:
+    """The Bemis-Murcko scaffold (Bemis & Murcko 1996) of a molecule as canonical SMILES, or
+    None when it has fewer than ``min_rings`` rings (molsets ``utils.compute_scaffold``, whose
+    default is 2: acyclic molecules and single rings such as benzene have no scaffold there)."""
+    try:
+        core = MurckoScaffold.GetScaffoldForMol(mol)
+    except (ValueError, RuntimeError):
+        return None
+    smiles = Chem.MolToSmiles(core)
+    if not smiles or core.GetRingInfo().NumRings() < min_rings:
+        return None
+    return smiles
+
+
+def scaffold_counts(smiles: Iterable[str], min_rings: int = MIN_SCAFFOLD_RINGS) -> Counter:
+    """Bemis-Murcko scaffolds counted over the set, molecules without one (fewer than
+    ``min_rings`` rings) and invalid SMILES left out (molsets ``utils.compute_scaffolds``)."""
     counts: Counter = Counter()
     for s in smiles:
         mol = to_molecule(s)
-        if mol is None:
-            continue
-        scaffold = Chem.MolToSmiles(MurckoScaffold.GetScaffoldForMol(mol))
-        if scaffold:
-            counts[scaffold] += 1
+        found = scaffold(mol, min_rings) if mol is not None else None
+        if found is not None:
+            counts[found] += 1
     return counts
 
 
 def cosine_similarity(a: Counter, b: Counter) -> float:
-    """Cosine of the angle between two count vectors over the union of their keys."""
+    """Cosine of the angle between two count vectors over the union of their keys (molsets
+    ``metrics.cos_similarity``). NaN when either is empty, as there: a set without a single
+    scaffold has no scaffold distribution to compare."""
+    if not a or not b:
+        return float("nan")
     dot = sum(v * b.get(k, 0) for k, v in a.items())
     norm = math.sqrt(sum(v * v for v in a.values())) * math.sqrt(sum(v * v for v in b.values()))
-    return dot / norm if norm else 0.0
+    return dot / norm if norm else float("nan")
 
 
 def passes_filters(smiles: str, patterns: Sequence[Chem.Mol]) -> bool:
-    """The MOSES medicinal-chemistry filters: no charged atom, only C N S O F Cl Br H, no ring
-    of 8 or more atoms, and none of the MCF/PAINS substructures."""
+    """The MOSES medicinal-chemistry filters (molsets ``utils.mol_passes_filters``): no ring
+    of 8 or more atoms, no charged atom, only C N S O F Cl Br H, none of the MCF/PAINS
+    substructures (matched with explicit hydrogens), and a non-stereo SMILES that RDKit reads
+    back."""
     mol = to_molecule(smiles)
     if mol is None:
         return False
@@ -152,10 +207,15 @@ def passes_filters(smiles: str, patterns: Sequence[Chem.Mol]) -> bool:
            for atom in mol.GetAtoms()):
         return False
     with_h = Chem.AddHs(mol)
-    return not any(with_h.HasSubstructMatch(p) for p in patterns)
+    if any(with_h.HasSubstructMatch(p) for p in patterns):
+        return False
+    flat = Chem.MolToSmiles(mol, isomericSmiles=False)
+    return bool(flat) and Chem.MolFromSmiles(flat) is not None
 
 
 def filter_pass_rate(smiles: Sequence[str], patterns: Sequence[Chem.Mol]) -> float:
+    """Share of ``smiles`` (the valid generated molecules) that pass :func:`passes_filters`
+    (molsets ``metrics.fraction_passes_filters``)."""
     return float(np.mean([passes_filters(s, patterns) for s in smiles])) if smiles else 0.0
 
 
@@ -168,19 +228,50 @@ def smarts_patterns(text: str, column: int, header: bool) -> list[Chem.Mol]:
 
 @lru_cache(maxsize=1)
 def moses_filters() -> tuple[Chem.Mol, ...]:
-    """The MCF (22) and PAINS (480) SMARTS that MOSES filters with, read from the molsets wheel
-    that also carries the MOSES data (fetched once with pip, see :mod:`seqvae.corpora`)."""
+    """The MCF (22) and PAINS (480) SMARTS that MOSES filters with (molsets ``utils._filters``:
+    the "smarts" column of ``mcf.csv`` and the first column of ``wehi_pains.csv``), read from
+    the molsets wheel that also carries the MOSES data (fetched once with pip, see
+    :mod:`seqvae.corpora`)."""
     from .corpora import molsets_member
     mcf = smarts_patterns(molsets_member("moses/metrics/mcf.csv").decode(), 1, header=True)
     pains = smarts_patterns(molsets_member("moses/metrics/wehi_pains.csv").decode(), 0, header=False)
     return tuple(mcf + pains)
 
 
+# The property distributions MOSES compares (molsets ``utils.logP``, ``SA``, ``QED``, ``weight``:
+# Crippen logP, the RDKit Contrib SA score, QED and the average molecular weight), under the
+# names MOSES reports them by, mapped to the keys of :func:`seqvae.chemistry.properties`.
+WASSERSTEIN_PROPERTIES = {"logP": "logp", "SA": "sa", "QED": "qed", "weight": "mw"}
+
+
+def property_values(smiles: Iterable[str]) -> dict[str, np.ndarray]:
+    """logP, SA, QED and weight of each valid molecule: {MOSES name: (n_valid,) float64}.
+    Duplicates keep their weight, as in molsets (``WassersteinMetric.precalc`` maps the
+    property over every valid molecule)."""
+    rows = [p for p in map(properties, smiles) if p is not None]
+    return {name: np.array([r[key] for r in rows], dtype=np.float64)
+            for name, key in WASSERSTEIN_PROPERTIES.items()}
+
+
+def wasserstein_metric(generated: np.ndarray, reference: np.ndarray) -> float:
+    """Wasserstein-1 (earth mover's) distance between two samples of one property, with
+    ``scipy.stats.wasserstein_distance`` as molsets ``metrics.WassersteinMetric``. NaN when
+    either sample is empty."""
+    if len(generated) == 0 or len(reference) == 0:
+        return float("nan")
+    from scipy.stats import wasserstein_distance
+    return float(wasserstein_distance(reference, generated))
+
+
 def frechet_chemnet_distance(smiles: Sequence[str] | tuple[np.ndarray, np.ndarray],
                              reference_stats: tuple[np.ndarray, np.ndarray], model=None) -> float:
     """FCD of ``smiles`` (or of their :func:`chemnet_stats`, to compare one set with several
     references without running ChemNet again) to a reference set given by its ChemNet
-    activation mean and covariance."""
+    activation mean and covariance.
+
+    Molsets ``metrics.FCDMetric`` is ``fcd_torch.FCD``, a PyTorch port of ChemNet; the ``fcd``
+    package used here runs the same network and weights. On the same molecules the two agree
+    to about 0.05% (see ``tests/test_moses_metrics.py``)."""
     from fcd import calculate_frechet_distance
     mu, sigma = smiles if isinstance(smiles, tuple) else chemnet_stats(smiles, model)
     return float(calculate_frechet_distance(mu, sigma, *reference_stats))

@@ -22,23 +22,38 @@ def test_a_set_compared_with_itself(molecules):
     assert abs(r["fcd/test"]) < 1e-3
     assert 0.8 < r["intdiv1"] < 1 and r["intdiv2"] <= r["intdiv1"] + 1e-9
     assert 0.5 < r["filters"] <= 1.0                         # MOSES molecules pass, mostly
-    assert "FCD/Test" in format_molecule_table(r)
+    for prop in ("logp", "sa", "qed", "weight"):             # the same property distributions
+        assert r[f"{prop}/test"] == pytest.approx(0.0, abs=1e-9)
+    table = format_molecule_table(r)
+    assert "FCD/Test" in table and "weight (W1 to Test)" in table
 
 
 def test_novel_molecules_and_properties(molecules):
     train = canonical_training_set(molecules[:100], log=lambda _: None)
     r = generation_metrics(molecules[100:200], train, {})
-    assert r["novelty"] == 1.0 and "fcd/test" not in r
+    assert r["novelty"] == 1.0 and "fcd/test" not in r and "logp/test" not in r
     table = property_table(["CCO", "bad", "c1ccccc1"])
     assert set(table) == {"logp", "qed", "sa", "mw"} and len(table["mw"]) == 2
 
 
 def test_reference_statistics_in_parallel_chunks_equal_the_serial_ones(molecules, monkeypatch):
     import seqvae.molecule_evaluation as me
-    from seqvae.moses_metrics import fingerprints, fragment_counts, scaffold_counts
+    from seqvae.moses_metrics import (fingerprints, fragment_counts, property_values,
+                                      scaffold_counts)
     part = molecules[:41]                                    # not cached by the test above
     monkeypatch.setattr(me, "REFERENCE_CHUNK", 10)           # 5 chunks
     monkeypatch.setattr(me.os, "cpu_count", lambda: 2)       # a pool even on one core
     ref = reference_set(part, log=lambda _: None)
     assert (ref.fingerprints == fingerprints(part)).all()
     assert ref.fragments == fragment_counts(part) and ref.scaffolds == scaffold_counts(part)
+    assert all((ref.properties[k] == v).all() for k, v in property_values(part).items())
+
+
+def test_cached_statistics_of_an_older_definition_are_not_read(molecules, monkeypatch):
+    import seqvae.molecule_evaluation as me
+    part = molecules[:20]
+    first = reference_set(part, log=lambda _: None)
+    monkeypatch.setattr(me, "STATISTICS_VERSION", me.STATISTICS_VERSION + 1)
+    computed = []
+    again = reference_set(part, log=computed.append)
+    assert computed and again.scaffolds == first.scaffolds   # computed anew, not read
