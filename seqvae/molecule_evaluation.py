@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -22,7 +21,9 @@ import numpy as np
 
 from .api import TrainedVAE
 from .chemistry import PROPERTY_NAMES, canonical, properties
-from .corpora import cache_dir
+from .files import atomic_write, cache_dir
+from .plots import plot_property_distributions
+from .reconstruction import greedy_reconstruction, stochastic_reconstruction
 from .moses_metrics import (WASSERSTEIN_PROPERTIES, chemnet_stats, cosine_similarity,
                             filter_pass_rate, fingerprints, fragment_counts,
                             frechet_chemnet_distance, internal_diversity, moses_filters,
@@ -78,13 +79,11 @@ def reference_set(smiles: Sequence[str], log: Callable[[str], None] = print) -> 
     props = {name: np.concatenate([p[name] for *_, p in parts]) if parts else np.zeros(0)
              for name in WASSERSTEIN_PROPERTIES}
     ref = ReferenceSet(fps, fragments, scaffolds, chemnet_stats(smiles), props)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
-    np.savez(tmp, fingerprints=np.packbits(ref.fingerprints, axis=1),
-             fragments=json.dumps(ref.fragments), scaffolds=json.dumps(ref.scaffolds),
-             chemnet_mu=ref.chemnet[0], chemnet_sigma=ref.chemnet[1],
-             **{f"property_{name}": values for name, values in ref.properties.items()})
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as fh:
+        np.savez(fh, fingerprints=np.packbits(ref.fingerprints, axis=1),
+                 fragments=json.dumps(ref.fragments), scaffolds=json.dumps(ref.scaffolds),
+                 chemnet_mu=ref.chemnet[0], chemnet_sigma=ref.chemnet[1],
+                 **{f"property_{name}": values for name, values in ref.properties.items()})
     log(f"seqvae: reference statistics ready in {time.perf_counter() - started:.0f} s ({path})")
     return ref
 
@@ -105,11 +104,8 @@ def canonical_training_set(smiles: Sequence[str], log: Callable[[str], None] = p
             return set(fh.read().split("\n")) - {""}
     log(f"seqvae: canonicalising {len(smiles):,} training SMILES for novelty (once; cached)")
     canon = {c for c in parallel_map(canonical, smiles, chunksize=2000) if c}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    with gzip.open(tmp, "wt") as fh:
+    with atomic_write(path, "wb") as raw, gzip.open(raw, "wt") as fh:
         fh.write("\n".join(sorted(canon)))
-    os.replace(tmp, path)
     return canon
 
 
@@ -157,13 +153,25 @@ def _property_values(smiles: Sequence[str]) -> dict[str, np.ndarray]:
             for name in WASSERSTEIN_PROPERTIES}
 
 
-def reconstruction_accuracy(vae: TrainedVAE, smiles: Sequence[str]) -> float:
-    """Share of molecules whose greedy decode of the posterior mean is the same molecule
-    (canonical SMILES equal)."""
-    smiles = [s for s in smiles if canonical(s)]
-    decoded = vae.reconstruct(smiles, check=False)
-    return float(np.mean([canonical(d) == canonical(s) for s, d in zip(smiles, decoded)])) \
-        if smiles else 0.0
+def reconstruction_metrics(vae: TrainedVAE, test: Sequence[str], n_greedy: int = 1000,
+                           n_stochastic: int = 100, seed: int = 0) -> dict[str, Any]:
+    """Reconstruction of a seeded random subset of test molecules (the stochastic protocol
+    uses the first ``n_stochastic`` of the same subset), and their mean KL(q(z|x) || p(z)):
+    the rate the codes carry."""
+    rng = np.random.default_rng(seed)
+    chosen = [test[i] for i in rng.choice(len(test), size=min(n_greedy, len(test)), replace=False)]
+    greedy = greedy_reconstruction(vae, chosen)
+    mu, logvar = vae.encode_posterior(chosen, check=False)
+    kl = 0.5 * (mu ** 2 + np.exp(logvar) - 1.0 - logvar).sum(axis=1)
+    result = {"reconstruction": greedy["share"], "reconstructed_molecules": greedy["molecules"],
+              "kl": float(kl.mean())}
+    if n_stochastic:
+        stochastic = stochastic_reconstruction(vae, chosen[:n_stochastic], seed=seed)
+        result.update({"reconstruction_stochastic": stochastic["share"],
+                       "reconstruction_stochastic_any": stochastic["any"],
+                       "stochastic_protocol": {k: stochastic[k] for k in
+                                               ("molecules", "encodings", "decodes")}})
+    return result
 
 
 def property_table(smiles: Sequence[str]) -> dict[str, np.ndarray]:
@@ -173,14 +181,16 @@ def property_table(smiles: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def evaluate_molecules(vae: TrainedVAE, n: int = 30000, seed: int = 0,
-                       n_reconstruct: int = 1000, plot: Path | None = None,
-                       log: Callable[[str], None] = print, progress: bool = False) -> dict[str, Any]:
+                       n_reconstruct: int = 1000, n_stochastic: int = 100,
+                       plot: Path | None = None, log: Callable[[str], None] = print,
+                       progress: bool = False) -> dict[str, Any]:
     """Sample n molecules from the prior (temperature 1) and compute the MOSES metrics against
-    the test sets of the model's corpus, reconstruction accuracy on ``n_reconstruct`` test
-    molecules, and (with ``plot``) a PNG of the property distributions of samples and test."""
-    from .data import prepare_data
+    the test sets of the model's corpus; reconstruction of test molecules, greedy from the
+    posterior mean (``n_reconstruct`` molecules) and by the stochastic protocol of Jin et al.
+    2018 (``n_stochastic`` molecules, 10 codes x 10 decodes each), with their mean KL; and
+    (with ``plot``) a PNG of the property distributions of samples and test."""
     started = time.perf_counter()
-    data = prepare_data(vae.config.data, vae.config.tokenizer, tokenizer=vae.tokenizer, log=log)
+    data = vae.corpus(log)
     ref_names = [name for name in ("test", "test_scaffolds") if data.texts.get(name)]
     references = {name: reference_set(data.texts[name], log) for name in ref_names}
     # The data pipeline already holds canonical SMILES unless told not to (files are
@@ -192,12 +202,8 @@ def evaluate_molecules(vae: TrainedVAE, n: int = 30000, seed: int = 0,
     result = generation_metrics(samples, train, references)
     test = data.texts.get("test", [])
     if test and n_reconstruct:
-        rng = np.random.default_rng(seed)
-        chosen = rng.choice(len(test), size=min(n_reconstruct, len(test)), replace=False)
-        result["reconstruction"] = reconstruction_accuracy(vae, [test[i] for i in chosen])
-        result["reconstructed_molecules"] = len(chosen)
+        result.update(reconstruction_metrics(vae, test, n_reconstruct, n_stochastic, seed))
     if plot is not None and test:
-        from .plots import plot_property_distributions
         rng = np.random.default_rng(seed)
         test_sample = [test[i] for i in rng.choice(len(test), size=min(n, len(test), 10000),
                                                     replace=False)]
@@ -220,6 +226,8 @@ ROWS = [("samples from the prior", "samples", "{:,}"), ("valid", "valid", "{:.3f
         ("QED (W1 to Test)", "qed/test", "{:.4f}"),
         ("weight (W1 to Test)", "weight/test", "{:.2f}"),
         ("reconstruction (greedy, test)", "reconstruction", "{:.3f}"),
+        ("reconstruction (10 z x 10 sampled decodes)", "reconstruction_stochastic", "{:.3f}"),
+        ("KL of the test molecules (nats)", "kl", "{:.1f}"),
         ("wall time (s)", "seconds", "{:.1f}")]
 
 

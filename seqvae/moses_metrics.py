@@ -45,6 +45,7 @@ from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from .chemistry import canonical, properties, to_molecule
+from .corpora import molsets_member
 
 RDLogger.DisableLog("rdApp.*")
 FINGERPRINT_BITS = 1024
@@ -232,7 +233,6 @@ def moses_filters() -> tuple[Chem.Mol, ...]:
     the "smarts" column of ``mcf.csv`` and the first column of ``wehi_pains.csv``), read from
     the molsets wheel that also carries the MOSES data (fetched once with pip, see
     :mod:`seqvae.corpora`)."""
-    from .corpora import molsets_member
     mcf = smarts_patterns(molsets_member("moses/metrics/mcf.csv").decode(), 1, header=True)
     pains = smarts_patterns(molsets_member("moses/metrics/wehi_pains.csv").decode(), 0, header=False)
     return tuple(mcf + pains)
@@ -259,7 +259,7 @@ def wasserstein_metric(generated: np.ndarray, reference: np.ndarray) -> float:
     either sample is empty."""
     if len(generated) == 0 or len(reference) == 0:
         return float("nan")
-    from scipy.stats import wasserstein_distance
+    from scipy.stats import wasserstein_distance  # lazy on purpose: 0.9 s to import
     return float(wasserstein_distance(reference, generated))
 
 
@@ -272,14 +272,14 @@ def frechet_chemnet_distance(smiles: Sequence[str] | tuple[np.ndarray, np.ndarra
     Molsets ``metrics.FCDMetric`` is ``fcd_torch.FCD``, a PyTorch port of ChemNet; the ``fcd``
     package used here runs the same network and weights. On the same molecules the two agree
     to about 0.05% (see ``tests/test_moses_metrics.py``)."""
-    from fcd import calculate_frechet_distance
+    from fcd import calculate_frechet_distance  # lazy on purpose: fcd takes 1.7 s to import
     mu, sigma = smiles if isinstance(smiles, tuple) else chemnet_stats(smiles, model)
     return float(calculate_frechet_distance(mu, sigma, *reference_stats))
 
 
 def chemnet_stats(smiles: Sequence[str], model=None) -> tuple[np.ndarray, np.ndarray]:
     """Mean (512,) and covariance (512, 512) of ChemNet's penultimate activations."""
-    from fcd import get_predictions
+    from fcd import get_predictions  # lazy on purpose, as above
     if len(smiles) < 2:
         raise ValueError("FCD needs at least two molecules")
     activations = get_predictions(model or chemnet(), list(smiles))
@@ -289,5 +289,5 @@ def chemnet_stats(smiles: Sequence[str], model=None) -> tuple[np.ndarray, np.nda
 @lru_cache(maxsize=1)
 def chemnet():
     """The ChemNet weights shipped with the ``fcd`` package, loaded once."""
-    from fcd import load_ref_model
+    from fcd import load_ref_model  # lazy on purpose, as above
     return load_ref_model()

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from seqvae.molecule_evaluation import (canonical_training_set, format_molecule_table,
@@ -42,7 +44,7 @@ def test_reference_statistics_in_parallel_chunks_equal_the_serial_ones(molecules
                                       scaffold_counts)
     part = molecules[:41]                                    # not cached by the test above
     monkeypatch.setattr(me, "REFERENCE_CHUNK", 10)           # 5 chunks
-    monkeypatch.setattr(me.os, "cpu_count", lambda: 2)       # a pool even on one core
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)          # a pool even on one core
     ref = reference_set(part, log=lambda _: None)
     assert (ref.fingerprints == fingerprints(part)).all()
     assert ref.fragments == fragment_counts(part) and ref.scaffolds == scaffold_counts(part)

@@ -37,6 +37,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    "for text models, molecules for SMILES models")
     p.add_argument("--n", type=int, default=30000,
                    help="molecules: samples from the prior (30,000 as in MOSES)")
+    p.add_argument("--reconstruct", type=int, default=1000,
+                   help="molecules: test molecules reconstructed greedily from their means")
+    p.add_argument("--stochastic", type=int, default=100,
+                   help="molecules: of those, how many are also reconstructed by the protocol "
+                   "of Kusner et al. 2017 / Jin et al. 2018 (10 codes from q(z|x) x 10 sampled "
+                   "decodes each; 0: skip)")
     p.add_argument("--limit", type=int, default=None,
                    help="likelihood: evaluate only the first N sequences")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per batch")
@@ -49,6 +55,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 def run(args: argparse.Namespace) -> int:
     if args.k < 1 or args.batch_size < 1 or args.n < 1 or (args.limit is not None and args.limit < 1):
         raise SeqVAEError("--k, --n, --batch-size and --limit must be at least 1")
+    if args.reconstruct < 0 or not 0 <= args.stochastic <= args.reconstruct:
+        raise SeqVAEError("--reconstruct must not be negative, and --stochastic must be between "
+                          "0 and --reconstruct")
     vae = load(args.checkpoint, device=args.device)
     what = args.metrics
     if what == "auto":
@@ -62,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if what in ("molecules", "all"):
         plot = beside(args.checkpoint) / "properties.png"
         results["molecules"] = evaluate_molecules(vae, n=args.n, seed=args.seed, plot=plot,
+                                                  n_reconstruct=args.reconstruct,
+                                                  n_stochastic=args.stochastic,
                                                   log=err, progress=True)
         print(format_molecule_table(results["molecules"], f"seqvae evaluate {args.checkpoint}: "
                                     "MOSES metrics of prior samples (temperature 1)"))
