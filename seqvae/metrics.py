@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Callable, Sequence
 
 import torch
+from sacrebleu.metrics import BLEU
 from torch import Tensor
 
 from .gaussian import reparameterize
@@ -138,6 +139,23 @@ def corpus_bleu(references: Sequence[Sequence], hypotheses: Sequence[Sequence],
     log_precision = sum(math.log(m / t) for m, t in zip(matches, totals)) / max_n
     brevity = min(1.0, math.exp(1 - ref_len / hyp_len))
     return brevity * math.exp(log_precision)
+
+
+def sacrebleu_corpus_bleu(references: Sequence[Sequence], hypotheses: Sequence[Sequence],
+                          max_n: int = 4) -> float:
+    """Corpus BLEU of aligned token sequences by ``sacrebleu`` (Post 2018), in [0, 1]: the
+    same definition as :func:`corpus_bleu` (no smoothing, one reference each), computed by the
+    implementation the MT literature reports with. Tokens are passed through unchanged
+    (``tokenize="none"``): each distinct token becomes one space-free word."""
+    if len(references) != len(hypotheses):
+        raise ValueError("references and hypotheses must align")
+    names: dict = {}
+
+    def words(tokens: Sequence) -> str:
+        return " ".join(names.setdefault(t, f"w{len(names)}") for t in tokens)
+    bleu = BLEU(tokenize="none", smooth_method="none", max_ngram_order=max_n)
+    score = bleu.corpus_score([words(h) for h in hypotheses], [[words(r) for r in references]])
+    return score.score / 100.0
 
 
 def perplexity(total_nll: float, total_tokens: int) -> float:
