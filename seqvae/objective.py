@@ -87,6 +87,17 @@ def training_loss(out: VAEOutput, batch: Batch, beta: float, objective: Objectiv
     return LossTerms(loss, out.rec, kl_per_dim, kl_term, beta, prop, rate_multiplier)
 
 
+def selection_score(rec: float, kl: float, target_kl: float = 0.0) -> float:
+    """How a validation ranks checkpoints: the ELBO ``-(rec + KL)``, with the KL charged at
+    least ``target_kl`` (the constrained objective's value, so a model that has not yet reached
+    the target rate gains nothing from its missing nats). Without a target: the ELBO.
+
+    Ranking a ``--target-kl`` run by the plain ELBO would keep whichever early checkpoint
+    carried the least information, as the ELBO favours a low rate.
+    """
+    return -(rec + max(kl, target_kl))
+
+
 def rate_constraint(kl: Tensor, target: float, multiplier: float) -> Tensor:
     """The Lagrangian term of a minimum desired rate (Pelsmaeker & Aziz 2020).
 

@@ -161,3 +161,12 @@ def test_training_loss_adds_the_rate_term_only_with_a_target():
                           rate_multiplier=0.3)
     assert rated.loss.item() == pytest.approx(8.0 + 0.5 * 1.0 + 0.3 * (5.0 - 1.0))
     assert rated.rate_multiplier == 0.3
+
+
+def test_selection_score_charges_at_least_the_target_rate():
+    from seqvae.objective import selection_score
+    assert selection_score(30.0, 5.0) == -35.0                    # no target: the ELBO
+    assert selection_score(30.0, 5.0, target_kl=20.0) == -50.0    # 15 nats short: charged 20
+    assert selection_score(10.0, 25.0, target_kl=20.0) == -35.0   # above the target: the ELBO
+    # a model at the target with better reconstruction beats a low-rate one
+    assert selection_score(12.0, 20.0, 20.0) > selection_score(30.0, 5.0, 20.0)

@@ -31,7 +31,7 @@ class TrainState:
     step: int = 0              # optimiser steps taken
     epoch: int = 0             # current epoch
     batch_in_epoch: int = 0    # batches of the current epoch already taken
-    best_val_elbo: float = -math.inf
+    best_val_elbo: float = -math.inf  # best validation selection score (objective.selection_score)
     bad_validations: int = 0   # validations since the last improvement
     skipped_steps: int = 0     # steps skipped for a non-finite loss or gradient
     seconds: float = 0.0       # training wall time so far

@@ -10,6 +10,7 @@ from ..data import TokenizedSplit, collate
 from ..devices import rng_devices
 from ..gaussian import gaussian_kl
 from ..model import SeqVAE
+from ..objective import selection_score
 from ..property_fitting import evaluate_head
 from ..property_head import format_head_metrics
 from .run import Run
@@ -48,14 +49,17 @@ def evaluate_elbo(model: SeqVAE, split: TokenizedSplit, batch_size: int = VALID_
 
 
 def validate(run: Run) -> dict[str, float]:
-    """Validate the run's model now: keep it as model.pt if its ELBO is the best so far, log
-    the row, and (with a property head) score the head."""
+    """Validate the run's model now: keep it as model.pt if its ELBO is the best so far (with
+    ``--target-kl``, the ELBO with the KL charged at least the target:
+    :func:`seqvae.objective.selection_score`), log the row, and (with a property head) score
+    the head."""
     tc, state, model = run.config.train, run.state, run.model
     valid = run.data.splits["valid"]
     result = evaluate_elbo(model, valid, max_examples=tc.max_val_examples, seed=tc.seed)
-    improved = result["elbo"] > state.best_val_elbo
+    score = selection_score(result["rec"], result["kl"], run.config.objective.target_kl)
+    improved = score > state.best_val_elbo
     if improved:
-        state.best_val_elbo, state.bad_validations = result["elbo"], 0
+        state.best_val_elbo, state.bad_validations = score, 0
         run.save("model.pt")
     else:
         state.bad_validations += 1
