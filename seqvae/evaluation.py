@@ -25,6 +25,7 @@ from .data import TokenizedSplit, collate
 from .decoding import decode
 from .errors import SeqVAEError
 from .gaussian import gaussian_kl, reparameterize
+from .interpolation import path as latent_path
 from .metrics import (active_units, corpus_bleu, importance_weighted_log_likelihood,
                       mutual_information, perplexity)
 
@@ -116,7 +117,10 @@ ROWS = [("sequences", "n", "{:,}"), ("target tokens (<eos> counted)", "tokens", 
         ("mutual information I(x;z) (nats)", "mutual_information", "{:.2f}"),
         ("active units", "active_units", "{}"), ("latent dimensions", "latent_dim", "{}"),
         ("greedy reconstruction, exact match", "exact_match", "{:.3f}"),
-        ("greedy reconstruction, BLEU-4", "bleu", "{:.3f}"), ("wall time (s)", "seconds", "{:.1f}")]
+        ("greedy reconstruction, BLEU-4", "bleu", "{:.3f}"),
+        ("interpolation endpoints recovered (pairs)", "endpoint_recovery", "{:.2f}"),
+        ("  of sentences up to this many words", "endpoint_max_words", "{}"),
+        ("interpolated sentences, LM NLL per token", "interpolation_fluency", "{:.3f}"), ("wall time (s)", "seconds", "{:.1f}")]
 
 
 def format_table(results: dict[str, Any], title: str = "") -> str:
@@ -140,6 +144,19 @@ def load_split(vae: TrainedVAE, split: str, log: Callable[[str], None] = print) 
     return data.splits[split]
 
 
+def short_texts(texts: Sequence[str], max_words: int | None) -> list[str]:
+    """The texts of at most ``max_words`` whitespace-separated words (None: all of them)."""
+    return [t for t in texts if max_words is None or len(t.split()) <= max_words]
+
+
+def random_pairs(n: int, pairs: int, seed: int) -> list[tuple[int, int]]:
+    """``pairs`` seeded random pairs of distinct indices below ``n``."""
+    if n < 2:
+        raise SeqVAEError("interpolation pairs need at least two sentences")
+    rng = np.random.default_rng(seed)
+    return [tuple(rng.choice(n, size=2, replace=False).tolist()) for _ in range(pairs)]
+
+
 def endpoint_recovery(vae: TrainedVAE, texts: Sequence[str], pairs: int = 100,
                       seed: int = 0) -> dict[str, Any]:
     """The share of random pairs of ``texts`` whose two endpoints, encoded to their posterior
@@ -148,10 +165,7 @@ def endpoint_recovery(vae: TrainedVAE, texts: Sequence[str], pairs: int = 100,
     Returns the share, the number of pairs, and the pairs (index pairs into ``texts``).
     """
     vae.require_latent("interpolate")
-    if len(texts) < 2:
-        raise SeqVAEError("endpoint recovery needs at least two sentences")
-    rng = np.random.default_rng(seed)
-    chosen = [tuple(rng.choice(len(texts), size=2, replace=False).tolist()) for _ in range(pairs)]
+    chosen = random_pairs(len(texts), pairs, seed)
     used = sorted({i for pair in chosen for i in pair})
     tok = vae.tokenizer
     decoded = vae.reconstruct([texts[i] for i in used], check=False)
@@ -159,3 +173,37 @@ def endpoint_recovery(vae: TrainedVAE, texts: Sequence[str], pairs: int = 100,
     recovered = sum(back[a] and back[b] for a, b in chosen)
     return {"pairs": pairs, "recovered_pairs": recovered, "share": recovered / max(pairs, 1),
             "sentences_recovered": float(np.mean(list(back.values()))), "chosen": chosen}
+
+
+@torch.inference_mode()
+def interpolation_fluency(vae: TrainedVAE, lm: TrainedVAE, texts: Sequence[str],
+                          pairs: int = 100, steps: int = 7, seed: int = 0) -> dict[str, Any]:
+    """How fluent the sentences between two endpoints are: decode ``steps`` points of the
+    linear path between the posterior means of random pairs greedily, and score the
+    intermediate sentences (endpoints left out) with a language model ``lm`` (a model trained
+    with ``--latent-dim 0``: its log p(x) is exact).
+
+    Returns ``nll_per_token`` (total NLL / total tokens, <eos> counted, <bos> not) and the
+    number of sentences scored. Lower is more fluent; compare with the LM's own test NLL per
+    token.
+    """
+    vae.require_latent("interpolate")
+    if lm.latent_dim:
+        raise SeqVAEError("the fluency model must be a language model (trained with "
+                          "--latent-dim 0)")
+    chosen = random_pairs(len(texts), pairs, seed)
+    means = vae.encode([t for pair in chosen for t in (texts[pair[0]], texts[pair[1]])],
+                       check=False)
+    points = np.concatenate([latent_path(means[2 * i], means[2 * i + 1], steps)[1:-1]
+                             for i in range(len(chosen))])
+    sentences = vae.decode(points)
+    split = TokenizedSplit.from_lists(lm.tokenizer.encode_batch(sentences))
+    nll = tokens = 0.0
+    for start in range(0, len(split), ROWS_PER_CALL):
+        batch, lengths = collate(split, np.arange(start, min(start + ROWS_PER_CALL, len(split))))
+        batch = batch.to(lm.model.device)
+        z = torch.zeros(batch.size(0), 0, device=lm.model.device)
+        nll -= lm.model.log_likelihood(batch, z).sum().item()
+        tokens += int((lengths - 1).sum())
+    return {"nll_per_token": nll / max(tokens, 1), "sentences": len(sentences),
+            "pairs": len(chosen), "steps": steps}

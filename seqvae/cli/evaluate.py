@@ -10,9 +10,10 @@ from pathlib import Path
 from ..api import load
 from ..data import TokenizedSplit
 from ..errors import SeqVAEError
-from ..evaluation import evaluate_sequences, format_table, load_split
+from ..evaluation import (endpoint_recovery, evaluate_sequences, format_table,
+                          interpolation_fluency, load_split, short_texts)
 from ..molecule_evaluation import evaluate_molecules, format_molecule_table
-from .common import beside, err, read_inputs
+from .common import beside, err, model_file, read_inputs
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -37,6 +38,14 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    "for text models, molecules for SMILES models")
     p.add_argument("--n", type=int, default=30000,
                    help="molecules: samples from the prior (30,000 as in MOSES)")
+    p.add_argument("--endpoint-pairs", type=int, default=100,
+                   help="text: random pairs of test sentences whose endpoints must decode back "
+                   "to themselves (interpolation endpoint recovery; 0: skip)")
+    p.add_argument("--endpoint-max-words", type=int, default=15,
+                   help="text: draw those pairs from sentences of at most this many words")
+    p.add_argument("--lm", type=model_file, default=None, metavar="MODEL",
+                   help="text: a language model (trained with --latent-dim 0) that scores the "
+                   "fluency of the sentences between those endpoints (NLL per token)")
     p.add_argument("--reconstruct", type=int, default=1000,
                    help="molecules: test molecules reconstructed greedily from their means")
     p.add_argument("--stochastic", type=int, default=100,
@@ -89,11 +98,22 @@ def likelihood_block(vae, args: argparse.Namespace) -> dict:
         split, name = TokenizedSplit.from_lists(vae.tokenizer.encode_batch(texts)), args.file.name
     else:
         split, name = load_split(vae, args.split, log=err), args.split
+        texts = vae.corpus(log=err).texts[args.split]
     if args.limit:
-        split = split.subset(args.limit)
+        split, texts = split.subset(args.limit), texts[:args.limit]
     if len(split) == 0:
         raise SeqVAEError(f"nothing to evaluate in {name}")
     results = evaluate_sequences(vae, split, k=args.k, seed=args.seed,
                                  batch_size=args.batch_size, progress=True)
+    short = short_texts(texts, args.endpoint_max_words)
+    if vae.latent_dim and args.endpoint_pairs and len(short) >= 2:
+        recovery = endpoint_recovery(vae, short, pairs=args.endpoint_pairs, seed=args.seed)
+        results.update(endpoint_recovery=recovery["share"], endpoint_pairs=recovery["pairs"],
+                       endpoint_max_words=args.endpoint_max_words)
+        if args.lm is not None:
+            fluency = interpolation_fluency(vae, load(args.lm, device=args.device), short,
+                                            pairs=args.endpoint_pairs, seed=args.seed)
+            results.update(interpolation_fluency=fluency["nll_per_token"],
+                           interpolation_sentences=fluency["sentences"])
     print(format_table(results, f"seqvae evaluate {args.checkpoint} on {name}"))
     return results

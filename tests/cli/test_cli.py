@@ -183,3 +183,33 @@ def test_evaluate_a_smiles_model(trained_smiles_run, tmp_path, capsys):
 def test_evaluate_refuses_molecule_metrics_for_text(trained_text_run, capsys):
     assert main(["evaluate", str(trained_text_run / "model.pt"), "--metrics", "molecules"]) == 2
     assert "SMILES" in capsys.readouterr().err
+
+
+def test_evaluate_text_reports_endpoint_recovery_and_interpolation_fluency(
+        trained_text_run, trained_text_lm, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["evaluate", str(trained_text_run / "model.pt"), "--limit", "30", "--k", "2",
+                 "--endpoint-pairs", "5", "--lm", str(trained_text_lm), "-o", str(out)]) == 0
+    assert "endpoints recovered" in capsys.readouterr().out
+    result = json.loads(out.read_text())["likelihood"]
+    assert result["endpoint_pairs"] == 5 and 0.0 <= result["endpoint_recovery"] <= 1.0
+    # 5 pairs x 5 points between the endpoints of a 7-point path, scored by the LM
+    assert result["interpolation_sentences"] == 25
+    assert 0.0 < result["interpolation_fluency"] < 20.0
+
+
+def test_interpolation_fluency_is_the_lm_nll_per_token(trained_text_run, trained_text_lm):
+    from seqvae import load
+    from seqvae.data import TokenizedSplit
+    from seqvae.evaluation import evaluate_sequences, interpolation_fluency
+    vae, lm = load(trained_text_run, device="cpu"), load(trained_text_lm, device="cpu")
+    texts = ["the market fell", "he said it was fine", "prices rose", "the company said"]
+    result = interpolation_fluency(vae, lm, texts, pairs=2, steps=3, seed=0)
+    # each 3-point path has one sentence in the middle: score those two with the exact LM
+    from seqvae.evaluation import random_pairs
+    means = vae.encode([texts[i] for pair in random_pairs(4, 2, 0) for i in pair])
+    middles = vae.decode((means[0::2] + means[1::2]) / 2)
+    exact = evaluate_sequences(lm, TokenizedSplit.from_lists(lm.tokenizer.encode_batch(middles)),
+                               k=1)
+    assert result["sentences"] == 2
+    assert result["nll_per_token"] == pytest.approx(exact["nll"] * 2 / exact["tokens"], rel=1e-4)
