@@ -30,11 +30,36 @@ from .model import SeqVAE
 from .tokenizers import Tokenizer
 
 
+# Below this validation KL (nats per sequence) a model's codes identify little of their input.
+LOW_RATE_NATS = 15.0
+
+
 class TrainedVAE:
     """A trained model with its tokenizer, ready for inference."""
 
-    def __init__(self, config: Config, tokenizer: Tokenizer, model: SeqVAE):
+    def __init__(self, config: Config, tokenizer: Tokenizer, model: SeqVAE,
+                 train_state: dict | None = None):
         self.config, self.tokenizer, self.model = config, tokenizer, model.eval()
+        self.train_state = dict(train_state or {})  # step, validation KL, ... when recorded
+
+    @property
+    def recorded_kl(self) -> float | None:
+        """The validation KL (nats per sequence) recorded when the checkpoint was saved, or
+        None for a checkpoint that does not record it."""
+        return self.train_state.get("valid_kl")
+
+    def low_rate_warning(self, verb: str, floor: float = LOW_RATE_NATS) -> str | None:
+        """A one-line warning when the model's codes carry little information (recorded
+        validation KL under ``floor`` nats): its decodes of an encoded input drift far from
+        that input, which undermines interpolation and latent optimisation."""
+        kl = self.recorded_kl
+        if kl is None or kl >= floor or not self.latent_dim:
+            return None
+        use = "moses-autoencoder" if self.kind == "smiles" else "ptb-interpolate"
+        return (f"this model's codes carry only {kl:.1f} nats (validation KL), so what it "
+                f"decodes from an encoded input is often far from that input, which hurts "
+                f"{verb}; train with --preset {use} (or --target-kl 40 or more) for a model "
+                f"made for it")
 
     @property
     def kind(self) -> str:
@@ -214,4 +239,5 @@ def load(path: str | Path, device: str = "auto") -> TrainedVAE:
     :func:`seqvae.pretrained.models`), a run folder written by ``seqvae train`` (its
     ``model.pt``), or a checkpoint file."""
     loaded = load_checkpoint(path, resolve_device(device))
-    return TrainedVAE(loaded.config, loaded.tokenizer, loaded.model)
+    return TrainedVAE(loaded.config, loaded.tokenizer, loaded.model,
+                      loaded.blob.get("train_state"))

@@ -80,3 +80,18 @@ def test_encode_any_string_works_or_says_why(vae, text):
         return
     assert z.shape == (1, vae.latent_dim) and np.isfinite(z).all()
     assert isinstance(vae.decode(z)[0], str)
+
+
+def test_low_rate_warning_names_the_preset_to_use(trained_smiles_run, trained_text_run):
+    from seqvae import load
+    smiles = load(trained_smiles_run / "model.pt", device="cpu")
+    assert smiles.recorded_kl is not None  # recorded at the validation that saved model.pt
+    smiles.train_state["valid_kl"] = 6.7
+    assert "--preset moses-autoencoder" in smiles.low_rate_warning("latent optimisation")
+    smiles.train_state["valid_kl"] = 40.0
+    assert smiles.low_rate_warning("latent optimisation") is None
+    text = load(trained_text_run / "model.pt", device="cpu")
+    text.train_state["valid_kl"] = 14.9
+    assert "--preset ptb-interpolate" in text.low_rate_warning("interpolation")
+    text.train_state.pop("valid_kl")
+    assert text.low_rate_warning("interpolation") is None  # older checkpoints: no record, no warning

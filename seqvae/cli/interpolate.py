@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     if modes != 1 or (args.endpoints and len(args.endpoints) != 2):
         raise SeqVAEError('give two sentences ("a" "b"), or --random, or --test-pairs N')
     vae = load(args.checkpoint, device=args.device)
+    if warning := vae.low_rate_warning("interpolation"):
+        err(f"seqvae: warning: {warning}")
     vae.require_latent("interpolate")
     options = dict(steps=args.steps, path=args.path, method=args.decode, seed=args.seed,
                    beam_size=args.beam_size, temperature=args.temperature)

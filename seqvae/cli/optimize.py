@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         raise SeqVAEError("--similarity-min must be between 0 and 1")
     starts = list(args.start) + (read_sequences(args.start_file) if args.start_file else [])
     vae = load(args.checkpoint, device=args.device)
+    if warning := vae.low_rate_warning("latent optimisation"):
+        err(f"seqvae: warning: {warning}")
     if args.start_lowest:
         lowest = lowest_test_molecules(vae, args.objective, args.start_lowest, log=err)
         err(f"seqvae: starting from the {len(lowest):,} test molecules with the lowest "

@@ -37,6 +37,7 @@ class TrainState:
     seconds: float = 0.0       # training wall time so far
     decoder_reset: bool = False  # the reset after autoencoder pretraining has happened
     rate_multiplier: float = 0.0  # the --target-kl Lagrange multiplier (Pelsmaeker & Aziz 2020)
+    valid_kl: float | None = None  # the KL at the latest validation (read by seqvae optimize)
 
 
 def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Adam:

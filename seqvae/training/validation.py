@@ -58,6 +58,7 @@ def validate(run: Run) -> dict[str, float]:
     result = evaluate_elbo(model, valid, max_examples=tc.max_val_examples, seed=tc.seed)
     score = selection_score(result["rec"], result["kl"], run.config.objective.target_kl)
     improved = score > state.best_val_elbo
+    state.valid_kl = result["kl"]
     if improved:
         state.best_val_elbo, state.bad_validations = score, 0
         run.save("model.pt")

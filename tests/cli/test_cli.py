@@ -213,3 +213,11 @@ def test_interpolation_fluency_is_the_lm_nll_per_token(trained_text_run, trained
                                k=1)
     assert result["sentences"] == 2
     assert result["nll_per_token"] == pytest.approx(exact["nll"] * 2 / exact["tokens"], rel=1e-4)
+
+
+def test_interpolate_warns_when_the_codes_carry_little(trained_text_run, capsys):
+    from seqvae import load
+    kl = load(trained_text_run, device="cpu").recorded_kl
+    assert main(["interpolate", str(trained_text_run), "the market fell", "he said"]) == 0
+    warned = "warning: this model's codes carry only" in capsys.readouterr().err
+    assert warned == (kl < 15)
