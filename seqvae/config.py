@@ -84,9 +84,9 @@ class ObjectiveConfig:
                                 "(Li et al. 2019); 0: off")
     property_weight: float = _f(1.0, "weight of the property head's mean squared error "
                                 "(standardised properties) in the loss")
-    target_kl: float = _f(0.0, "minimum desired rate: keep the KL at or above this many nats per "
-                          "sequence with a Lagrange multiplier learnt by gradient ascent "
-                          "(Pelsmaeker & Aziz 2020); 0: off")
+    target_kl: float = _f(20.0, "minimum desired rate: keep the KL at or above this many nats "
+                          "per sequence with a Lagrange multiplier learnt by gradient ascent "
+                          "(Pelsmaeker & Aziz 2020), so the latent stays in use; 0: off")
     target_kl_lr: float = _f(0.001, "step size of the --target-kl multiplier's gradient ascent, "
                              "per nat of KL below the target")
 
@@ -127,10 +127,12 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, dict[str, Any]]) -> "Config":
-        """Inverse of :meth:`to_dict`; unknown keys are an error, missing keys take defaults."""
+        """Inverse of :meth:`to_dict`; unknown keys are an error, missing keys take defaults
+        (those of :data:`LEGACY_DEFAULTS` where a default has changed since the key was added:
+        an older checkpoint was trained without it)."""
         parts = {}
         for f in dataclasses.fields(cls):
-            sub = d.get(f.name, {})
+            sub = {**LEGACY_DEFAULTS.get(f.name, {}), **d.get(f.name, {})}
             known = {g.name for g in dataclasses.fields(f.default_factory)}
             unknown = set(sub) - known
             if unknown:
@@ -181,6 +183,10 @@ class Config:
 
 SECTIONS = ("data", "tokenizer", "model", "objective", "train")
 
+# What a key missing from an older checkpoint's config meant: --target-kl did not exist
+# before its default became 20, so such a model was trained without a rate target.
+LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {"objective": {"target_kl": 0.0}}
+
 # Each preset is a set of overrides on top of the dataclass defaults.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # The MOSES VAE (Polykovskiy et al. 2020, molsets 0.3.1 defaults): 1-layer GRU encoder of
@@ -193,7 +199,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "bidirectional": False, "latent_dim": 128, "decoder_hidden": 512,
                   "decoder_layers": 3, "dropout": 0.0},
         "objective": {"kl_schedule": "linear", "kl_weight": 0.05, "kl_warmup_steps": None,
-                      "word_dropout": 0.0, "free_bits": 0.0},
+                      "word_dropout": 0.0, "free_bits": 0.0, "target_kl": 0.0},
         "train": {"batch_size": 512, "lr": 3e-4, "lr_schedule": "constant", "grad_clip": 50.0,
                   "epochs": 100},
     },
@@ -208,7 +214,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "bidirectional": True, "latent_dim": 32, "decoder_hidden": 256,
                   "decoder_layers": 1, "dropout": 0.3},
         "objective": {"kl_schedule": "logistic", "kl_weight": 1.0, "kl_warmup_steps": 4000,
-                      "word_dropout": 0.0, "free_bits": 0.2},
+                      "word_dropout": 0.0, "free_bits": 0.2, "target_kl": 0.0},
         "train": {"batch_size": 32, "lr": 1e-3, "lr_schedule": "constant", "grad_clip": 5.0,
                   "epochs": 10, "early_stopping": 3, "max_val_examples": None},
     },
@@ -231,9 +237,36 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "bidirectional": False, "latent_dim": 16, "decoder_hidden": 256,
                   "decoder_layers": 1, "dropout": 0.5},
         "objective": {"kl_schedule": "logistic", "kl_weight": 1.0, "kl_warmup_steps": 4000,
-                      "word_dropout": 0.0},
+                      "word_dropout": 0.0, "target_kl": 0.0},
         "train": {"batch_size": 32, "lr": 1e-3, "lr_schedule": "constant", "grad_clip": 5.0,
                   "epochs": 10},
+    },
+    # A molecule autoencoder for reconstruction and latent optimisation: the cpu-small network
+    # with the KL weight at 1 from the start and a minimum rate of 40 nats per molecule
+    # (--target-kl), so a molecule's code identifies it (README, "Rate control").
+    "moses-autoencoder": {
+        "model": {"embedding_dim": 64, "encoder_hidden": 256, "encoder_layers": 1,
+                  "bidirectional": False, "latent_dim": 64, "decoder_hidden": 384,
+                  "decoder_layers": 1, "dropout": 0.0},
+        "objective": {"kl_schedule": "constant", "kl_weight": 1.0, "free_bits": 0.0,
+                      "word_dropout": 0.0, "target_kl": 40.0},
+        "train": {"batch_size": 256, "lr": 2e-3, "lr_schedule": "cosine", "lr_warmup_steps": 100,
+                  "grad_clip": 5.0, "epochs": 10, "max_steps": 8000, "val_every": 1000},
+    },
+    # A sentence autoencoder for interpolation: the ptb network with tied embeddings, the KL
+    # weight at 1 from the start and a minimum rate of 80 nats per sentence (--target-kl),
+    # so that encoded sentences decode back to themselves (README, "Rate control").
+    "ptb-interpolate": {
+        "data": {"max_length": 100},
+        "tokenizer": {"kind": "word", "min_freq": 1},
+        "model": {"embedding_dim": 256, "encoder_hidden": 256, "encoder_layers": 1,
+                  "bidirectional": True, "latent_dim": 32, "decoder_hidden": 256,
+                  "decoder_layers": 1, "dropout": 0.3, "tie_weights": True},
+        "objective": {"kl_schedule": "constant", "kl_weight": 1.0, "free_bits": 0.0,
+                      "word_dropout": 0.0, "target_kl": 80.0},
+        "train": {"batch_size": 32, "lr": 1e-3, "lr_schedule": "constant", "grad_clip": 5.0,
+                  "epochs": 10, "early_stopping": 4, "val_every": 1315,
+                  "max_val_examples": None},
     },
 }
 
@@ -243,6 +276,9 @@ PRESET_NOTES = {
     "ptb": "a text VAE as in Bowman et al. 2016, for the Penn Treebank",
     "cpu-small": "the fastest setting that still learns well on 2 CPU cores",
     "sentence-vae": "the sizes of timbmg/Sentence-VAE's defaults, for throughput comparisons",
+    "moses-autoencoder": "molecules whose codes decode back to them: reconstruction and "
+                         "latent optimisation (--target-kl 40)",
+    "ptb-interpolate": "sentences whose codes decode back to them: interpolation (--target-kl 80)",
 }
 
 

@@ -102,3 +102,52 @@ def plot_optimization_trajectory(result, start: str, png: str | Path | None = No
     if png is not None:
         fig.savefig(png, dpi=110)
     return fig
+
+
+def plot_rate_distortion(rows: list[dict], png: str | Path) -> Path:
+    """The rate-distortion picture of a sweep (Alemi et al. 2018): distortion (the test
+    reconstruction NLL, nats) against rate (the test KL, nats), one point per target, each
+    labelled with its target; beside it how well the codes carry their inputs (reconstruction
+    of molecules, or exact match, BLEU and endpoint recovery of sentences) against the rate."""
+    from matplotlib.figure import Figure
+
+    rows = sorted(rows, key=lambda r: r.get("kl", 0.0))
+    rate = [r.get("kl", float("nan")) for r in rows]
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
+    distortion = [r.get("rec", float("nan")) for r in rows]
+    if any(d == d for d in distortion):  # NaN != NaN: molecules report no test rec
+        left.plot(rate, distortion, "o-")
+        for x, y, r in zip(rate, distortion, rows):
+            left.annotate(f"{r['target_kl']:g}", (x, y), textcoords="offset points", xytext=(4, 4),
+                          fontsize=8)
+        left.set_ylabel("distortion: reconstruction NLL (nats)")
+    else:
+        valid = [r.get("valid", float("nan")) for r in rows]
+        left.plot(rate, valid, "o-", label="valid prior samples")
+        fcd = [r.get("fcd/test", float("nan")) for r in rows]
+        twin = left.twinx()
+        twin.plot(rate, fcd, "s--", color="tab:red", label="FCD/Test")
+        twin.set_ylabel("FCD/Test (lower is better)", color="tab:red")
+        left.set_ylabel("share of valid prior samples")
+    left.set_xlabel("rate: KL (nats)")
+    left.set_title("the sweep's targets, at their measured rates", fontsize=10)
+    left.grid(alpha=0.3)
+    for key, label in (("reconstruction", "greedy reconstruction"),
+                       ("reconstruction_stochastic", "10 x 10 sampled reconstruction"),
+                       ("exact_match", "exact match (greedy)"), ("bleu", "BLEU-4 (greedy)"),
+                       ("endpoint_recovery", "endpoints recovered")):
+        values = [r.get(key) for r in rows]
+        if any(v is not None for v in values):
+            right.plot(rate, [float("nan") if v is None else v for v in values], "o-",
+                       label=label)
+    right.set_xlabel("rate: KL (nats)")
+    right.set_ylabel("share")
+    right.set_ylim(0, 1)
+    right.set_title("do the codes carry their inputs?", fontsize=10)
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    png = Path(png)
+    fig.savefig(png, dpi=110)
+    return png

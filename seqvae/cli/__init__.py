@@ -19,14 +19,14 @@ from typing import Sequence
 from .. import __version__
 from ..errors import SeqVAEError
 from . import (bench, encode, evaluate, fit_properties, interpolate, models, optimize,
-               reconstruct, sample, train)
+               reconstruct, sample, sweep, train)
 from .common import checkpoint_options, config_from_args, device_options, err
 from .report import format_bench
 
 __all__ = ["main", "build_parser", "config_from_args", "format_bench"]
 
 ON_DEVICE = (train, bench)                     # commands that take --device only
-STANDALONE = (models,)                         # commands that take neither
+STANDALONE = (models, sweep)                  # commands that take neither
 ON_CHECKPOINT = (sample, encode, reconstruct, evaluate, interpolate, fit_properties, optimize)
 
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seqvae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (train, sample, encode, reconstruct, evaluate, interpolate, fit_properties,
-                    optimize, bench, models):
+                    optimize, bench, models, sweep):
         parents = ([] if command in STANDALONE else
                    [device_options() if command in ON_DEVICE else checkpoint_options()])
         command.add_parser(sub, parents)
