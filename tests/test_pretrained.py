@@ -1,0 +1,65 @@
+"""Shipped models: names, run folders and files resolve through one path; checksums guard
+the shipped files; and each shipped model still scores what its card says."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+import seqvae.pretrained as pretrained
+from seqvae import load
+from seqvae.checkpoint import export_half_precision, read_checkpoint
+from seqvae.errors import SeqVAEError
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture
+def shelf(tmp_path, monkeypatch):
+    """An empty stand-in for the package's pretrained folder."""
+    monkeypatch.setattr(pretrained, "HERE", tmp_path)
+    monkeypatch.setattr(pretrained, "REGISTRY_FILE", tmp_path / "models.json")
+    pretrained._verified.cache_clear()
+    return tmp_path
+
+
+def test_an_exported_model_loads_by_name_in_half_precision(shelf, trained_smiles_run):
+    target = export_half_precision(trained_smiles_run / "model.pt", shelf / "tiny.pt")
+    pretrained.register("tiny", target, "a tiny test model", "nothing to speak of")
+    blob = read_checkpoint("tiny")
+    assert blob["optimizer"] is None and "torch_rng" not in blob["train_state"]
+    assert all(w.dtype.is_floating_point is False or w.dtype.itemsize == 2
+               for w in blob["model"].values())
+    shipped, own = load("tiny", device="cpu"), load(trained_smiles_run, device="cpu")
+    assert pretrained.models()["tiny"].description == "a tiny test model"
+    # fp16 weights decode the same molecules as the fp32 original, here
+    z = own.prior_codes(20, seed=0)
+    same = sum(a == b for a, b in zip(shipped.decode(z), own.decode(z)))
+    assert same >= 18
+    assert target.stat().st_size < (trained_smiles_run / "model.pt").stat().st_size / 2
+
+
+def test_a_changed_shipped_file_is_refused(shelf, trained_smiles_run):
+    target = export_half_precision(trained_smiles_run / "model.pt", shelf / "tiny.pt")
+    pretrained.register("tiny", target, "", "")
+    with open(target, "r+b") as fh:          # one byte changed in the middle of the file
+        fh.seek(target.stat().st_size // 2)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(SeqVAEError, match="SHA-256"):
+        load("tiny", device="cpu")
+
+
+def test_names_folders_and_files(shelf, trained_smiles_run, tmp_path):
+    assert pretrained.resolve(trained_smiles_run) == trained_smiles_run / "model.pt"
+    assert pretrained.resolve(trained_smiles_run / "model.pt") == trained_smiles_run / "model.pt"
+    empty = tmp_path / "empty-run"
+    empty.mkdir()
+    with pytest.raises(SeqVAEError, match="without a model.pt"):
+        pretrained.resolve(empty)
+    target = export_half_precision(trained_smiles_run / "model.pt", shelf / "tiny.pt")
+    pretrained.register("tiny", target, "", "")
+    with pytest.raises(SeqVAEError, match="shipped models are: tiny"):
+        pretrained.resolve("tinny")
+    assert pretrained.is_shipped(pretrained.resolve("tiny"))
+    assert not pretrained.is_shipped(trained_smiles_run / "model.pt")
