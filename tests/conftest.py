@@ -1,4 +1,6 @@
+import gzip
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,62 @@ def _private_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own corpus cache, so none sees another's files or the user's."""
     if "SEQVAE_TEST_SHARED_CACHE" not in os.environ:
         monkeypatch.setenv("SEQVAE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(autouse=True)
+def _no_package_index_unless_marked(request, monkeypatch):
+    """Only tests marked ``network`` may reach the package index: for every other test pip is
+    told not to use one, so a test that would fetch (the molsets wheel) fails at once and the
+    same way on- and offline, instead of passing only where the network is up."""
+    if request.node.get_closest_marker("network") is None:
+        monkeypatch.setenv("PIP_NO_INDEX", "1")
+
+
+# A few real MCF / PAINS-style SMARTS, written here: enough for the filters to match something.
+STAND_IN_MCF = 'names,smarts\nacyl_halide,"[CX3](=O)[Cl,Br,I,F]"\nthiol,[SX2H]\n' \
+               'three_membered_hetero,"*1[O,S,N]*1"\n'
+STAND_IN_PAINS = '"[#7]-[#7]=[#6]",<regId=hydrazone_stand_in>\n' \
+                 '"[#6]=[#6]-[#6](=O)-[#6]=[#6]",<regId=dienone_stand_in>\n'
+
+
+def make_molsets_stand_in(path: Path) -> Path:
+    """A small local stand-in for the molsets 0.3.1 wheel, with the members seqvae reads from it
+    at the same paths: the MOSES splits (``moses/dataset/data/*.csv.gz``, here taken from the
+    1,000-molecule test sample) and the filter tables (``moses/metrics/{mcf,wehi_pains}.csv``)."""
+    sample = (DATA / "moses_test_sample.smi").read_text().split()
+
+    def table(rows):
+        return gzip.compress(("SMILES,SPLIT\n" + "".join(f"{r},x\n" for r in rows)).encode())
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("moses/dataset/data/train.csv.gz", table(sample[:800]))
+        zf.writestr("moses/dataset/data/test.csv.gz", table(sample[800:900]))
+        zf.writestr("moses/dataset/data/test_scaffolds.csv.gz", table(sample[900:]))
+        zf.writestr("moses/metrics/mcf.csv", STAND_IN_MCF)
+        zf.writestr("moses/metrics/wehi_pains.csv", STAND_IN_PAINS)
+        zf.writestr("moses/__init__.py", "raise ImportError('never import moses')\n")
+    return path
+
+
+def _clear_filter_cache():
+    from seqvae import moses_metrics
+    clear = getattr(getattr(moses_metrics, "moses_filters", None), "cache_clear", None)
+    if clear:
+        clear()
+
+
+@pytest.fixture
+def molsets_stand_in(monkeypatch, tmp_path_factory) -> Path:
+    """Puts the stand-in wheel where seqvae looks before it calls pip
+    (``$SEQVAE_CACHE/downloads``), so MOSES data and filters need no network. The filter
+    patterns are memoised per process: cleared before and after, so no other test sees them."""
+    cache = Path(os.environ.get("SEQVAE_CACHE") or tmp_path_factory.mktemp("cache"))
+    monkeypatch.setenv("SEQVAE_CACHE", str(cache))
+    wheel = make_molsets_stand_in(cache / "downloads" / "molsets-0.3.1-py3-none-any.whl")
+    _clear_filter_cache()
+    yield wheel
+    _clear_filter_cache()
 
 
 @pytest.fixture

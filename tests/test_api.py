@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 import seqvae
 from seqvae.errors import SeqVAEError
@@ -17,34 +18,78 @@ def test_load_returns_the_verbs(vae):
         assert callable(getattr(vae, verb))
 
 
+def _hand_mean(vae, smiles):
+    """The posterior mean of one string, from the encoder on [<bos>, ids, <eos>] alone."""
+    tok = vae.tokenizer
+    x = torch.tensor([[tok.bos_id, *tok.encode(smiles), tok.eos_id]])
+    with torch.no_grad():
+        mu, _ = vae.model.forward_encoder(x, torch.tensor([x.size(1)]))
+    return mu[0].numpy()
+
+
+def _hand_greedy(vae, z):
+    """Greedy decoding written out: argmax over every token but <bos> and <pad>, one code at
+    a time, until <eos>; then the tokenizer's text."""
+    tok, out = vae.tokenizer, []
+    for code in torch.as_tensor(np.asarray(z, np.float32)):
+        ids, token, hidden = [], torch.tensor([[tok.bos_id]]), None
+        with torch.no_grad():
+            for _ in range(vae.max_len):
+                logits, hidden = vae.model.forward_decoder(token, code[None], hidden)
+                scores = logits[0, -1].clone()
+                scores[[tok.bos_id, tok.pad_id]] = float("-inf")
+                token = scores.argmax().view(1, 1)
+                if token.item() == tok.eos_id:
+                    break
+                ids.append(token.item())
+        out.append(tok.decode(ids))
+    return out
+
+
 def test_encode_gives_posterior_means(vae):
     z = vae.encode(["CCO", "c1ccccc1", "CCO"])
     assert z.shape == (3, 8) and z.dtype == np.float32
-    assert np.allclose(z[0], z[2])            # deterministic: the mean, not a sample
+    for row, smiles in zip(z, ["CCO", "c1ccccc1", "CCO"]):   # the mean, not a sample
+        assert np.allclose(row, _hand_mean(vae, smiles), atol=1e-5)
     assert not np.allclose(z[0], z[1])
     # batch independence at the API level
     assert np.allclose(vae.encode(["c1ccccc1"])[0], z[1], atol=1e-5)
 
 
 def test_decode_and_reconstruct(vae):
-    z = vae.encode(["CCO", "c1ccccc1"])
+    smiles = ["CCO", "c1ccccc1", "CC(=O)Nc1ccc(O)cc1"]
+    z = vae.encode(smiles)
     texts = vae.decode(z)
-    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
-    assert vae.reconstruct(["CCO", "c1ccccc1"]) == texts
-    assert len(vae.decode(z, method="beam", beam_size=3)) == 2
+    assert texts == _hand_greedy(vae, z)
+    assert vae.reconstruct(smiles) == _hand_greedy(vae, [_hand_mean(vae, s) for s in smiles])
+    # prior codes far from the data: still the same greedy decodes
+    far = vae.prior_codes(4, seed=0) * 2
+    assert vae.decode(far) == _hand_greedy(vae, far)
+    # a beam of width 1 is greedy
+    assert vae.decode(z, method="beam", beam_size=1) == texts
+    assert len(vae.decode(z, method="beam", beam_size=3)) == 3
 
 
 def test_sample_is_seeded(vae):
     a = vae.sample(20, seed=1)
     assert a == vae.sample(20, seed=1)
     assert a != vae.sample(20, seed=2)
-    assert len(vae.sample(3, method="greedy")) == 3
+    # greedy sampling is the hand-written greedy decode of the seeded prior codes
+    assert vae.sample(3, method="greedy", seed=4) == _hand_greedy(vae, vae.prior_codes(3, seed=4))
+    assert vae.prior_codes(3, seed=4) == pytest.approx(
+        torch.randn(3, 8, generator=torch.Generator().manual_seed(4)).numpy())
 
 
 def test_sample_quality_reports_validity(vae):
+    from rdkit import Chem
     q = vae.sample_quality(30, seed=0)
-    assert q["n"] == 30 and len(q["valid_flags"]) == 30
+    assert q["samples"] == vae.sample(30, seed=0)
+    assert q["n"] == 30
+    mols = [Chem.MolFromSmiles(s) if s else None for s in q["samples"]]
+    assert q["valid_flags"] == [m is not None for m in mols]       # RDKit's own verdict
     assert q["valid"] == pytest.approx(sum(q["valid_flags"]) / 30)
+    distinct = {Chem.MolToSmiles(m) for m in mols if m is not None}
+    assert q["unique"] == pytest.approx(len(distinct) / max(1, sum(q["valid_flags"])))
 
 
 def test_bad_inputs(vae):

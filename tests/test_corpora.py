@@ -304,6 +304,7 @@ def test_moses_pip_failure_says_what_to_do(tmp_path, monkeypatch):
     assert "fetching the MOSES splits" in log.getvalue()
 
 
+@pytest.mark.network
 def test_moses_real_fetch(tmp_path, monkeypatch):
     """Downloads the 52 MB molsets wheel once; the second load must not call pip."""
     monkeypatch.setenv("SEQVAE_CACHE", str(tmp_path))
@@ -325,6 +326,16 @@ def test_moses_real_fetch(tmp_path, monkeypatch):
     again = load_corpus(DataConfig(source="moses"), quiet)
     assert len(calls) == 1
     assert again.splits["valid"] == c.splits["valid"]
+
+
+def test_moses_from_the_local_stand_in_without_pip(molsets_stand_in, monkeypatch):
+    """The conftest stand-in for the molsets wheel serves the moses corpus offline."""
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("pip was called"))
+    c = load_corpus(DataConfig(source="moses"), quiet)
+    sample = read_sequences(SMILES_SAMPLE)
+    assert c.splits["test"] == sample[800:900] and c.splits["test_scaffolds"] == sample[900:]
+    assert sorted(c.splits["train"] + c.splits["valid"]) == sorted(sample[:800])
+    assert corpora.molsets_member("moses/metrics/mcf.csv", quiet).startswith(b"names,smarts")
 
 
 def test_binary_file_is_an_error_naming_the_line(tmp_path):

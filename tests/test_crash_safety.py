@@ -1,14 +1,18 @@
 """A run killed with SIGKILL loses only the steps since its last save, and resumes exactly."""
+import csv
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from seqvae.checkpoint import read_checkpoint
+
+STEP_COUNTER = Path(__file__).with_name("step_counter.py")
 
 TINY = ["--batch-size", "128", "--embedding-dim", "16", "--encoder-hidden", "32",
         "--decoder-hidden", "32", "--latent-dim", "8", "--threads", "1", "--lr", "3e-3",
@@ -45,18 +49,29 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, smiles_file):
     killed.wait()
     saved_at = read_checkpoint(tmp_path / "killed" / "last.pt")["train_state"]["step"]
     assert 6 <= saved_at < 30 and (saved_at % 3 == 0 or saved_at % 8 == 0)  # a save point
+    metrics = tmp_path / "killed" / "metrics.csv"
+    before = [r for r in csv.DictReader(open(metrics)) if int(r["step"]) <= saved_at]
 
-    resumed = seqvae("train", "--out", str(tmp_path / "killed"), "--resume")
+    # the resumed run, with its optimiser steps counted
+    counter = tmp_path / "steps"
+    resumed = subprocess.Popen([sys.executable, str(STEP_COUNTER), str(counter), "train", "--out",
+                                str(tmp_path / "killed"), "--resume"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert int((tmp_path / "steps.0").read_text()) == 30 - saved_at   # only the remaining steps
     a = read_checkpoint(tmp_path / "straight" / "last.pt")
     b = read_checkpoint(tmp_path / "killed" / "last.pt")
     assert a["train_state"]["step"] == b["train_state"]["step"] == 30
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
-    # the metrics hold each logged step once, as if the run had never been killed
-    import csv
-    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "killed" / "metrics.csv"))
-             if r["split"] == "train"]
+    # the metrics hold each logged step once, as if the run had never been killed; the rows up
+    # to the save point are the killed run's own (their timings would differ if rewritten),
+    # and the first row the resumed run added is the first logged step after the save point
+    rows = list(csv.DictReader(open(metrics)))
+    steps = [int(r["step"]) for r in rows if r["split"] == "train"]
     assert steps == list(range(2, 31, 2))
+    assert rows[:len(before)] == before
+    first_new = next(r for r in rows[len(before):] if r["split"] == "train")
+    assert int(first_new["step"]) == saved_at + 2 - saved_at % 2
 
 
 # Saves the same checkpoint over and over; torch.save is slowed to a crawl (a slow disk), so

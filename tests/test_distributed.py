@@ -6,6 +6,7 @@ order: each rank pads and sums its own share, and DDP averages the gradients).""
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,14 +18,19 @@ FLAGS = ["--embedding-dim", "16", "--encoder-hidden", "32", "--latent-dim", "8",
          "--samples", "0", "--word-dropout", "0.2", "--kl-warmup-steps", "4", "--save-every", "2"]
 
 
-def _train(tmp_path, out, data, steps, processes=1, resume=False):
+STEP_COUNTER = Path(__file__).with_name("step_counter.py")
+
+
+def _train(tmp_path, out, data, steps, processes=1, resume=False, count_steps=None):
+    """With ``count_steps`` (a path), each rank's optimiser steps go to count_steps.<rank>."""
     args = ["train", "--data", str(data), "--out", str(tmp_path / out), "--max-steps", str(steps),
             *FLAGS, *(["--resume"] if resume else [])]
+    run = ["-m", "seqvae"] if count_steps is None else [str(STEP_COUNTER), str(count_steps)]
     if processes == 1:
-        cmd = [sys.executable, "-m", "seqvae", *args]
+        cmd = [sys.executable, *run, *args]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={processes}", "-m", "seqvae", *args]
+               f"--nproc_per_node={processes}", *run, *args]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return done
@@ -50,7 +56,15 @@ def test_two_processes_follow_the_single_process_trajectory(tmp_path, smiles_fil
 def test_resume_under_ddp(tmp_path, smiles_file):
     _train(tmp_path, "one", smiles_file, 8)
     _train(tmp_path, "ddp", smiles_file, 4, processes=2)
-    _train(tmp_path, "ddp", smiles_file, 8, processes=2, resume=True)
+    metrics = tmp_path / "ddp" / "metrics.csv"
+    before = list(csv.DictReader(open(metrics)))
+    _train(tmp_path, "ddp", smiles_file, 8, processes=2, resume=True,
+           count_steps=tmp_path / "steps")
+    # each rank took only the 4 remaining steps, and the rows of steps 1-4 are the first run's
+    assert [int((tmp_path / f"steps.{rank}").read_text()) for rank in (0, 1)] == [4, 4]
+    rows = list(csv.DictReader(open(metrics)))
+    assert rows[:len(before)] == before
+    assert [int(r["step"]) for r in rows[len(before):] if r["split"] == "train"] == [5, 6, 7, 8]
     one, resumed = _losses(tmp_path / "one"), _losses(tmp_path / "ddp")
     assert np.allclose([resumed[s] for s in range(1, 9)], [one[s] for s in range(1, 9)], rtol=1e-4)
 

@@ -133,3 +133,91 @@ def test_bleu_by_hand():
 def test_perplexity_by_hand():
     assert perplexity(10.0, 5) == pytest.approx(math.exp(2))
 
+
+def test_active_units_edge_cases_by_hand():
+    # one dimension, two codes: variance (unbiased) of (0, 1) is 0.5
+    two = torch.tensor([[0.0], [1.0]])
+    assert active_units(two) == 1
+    assert active_units(two, threshold=0.5) == 0              # strictly above the threshold
+    assert active_units(two, threshold=0.49) == 1
+    assert active_units(torch.tensor([[0.0, 5.0], [1.0, 5.0], [2.0, 5.0]])) == 1
+    assert active_units(torch.zeros(4, 0)) == 0
+
+
+def test_bleu_edge_cases_by_hand():
+    # four tokens, all matching: BLEU-4 (the default) is 1; BLEU-5 would have no 5-grams
+    assert corpus_bleu([list("abcd")], [list("abcd")]) == pytest.approx(1.0)
+    # a hypothesis too short for 3- and 4-grams adds nothing to their totals
+    refs, hyps = [list("abcd"), list("xy")], [list("abcd"), list("xy")]
+    assert corpus_bleu(refs, hyps) == pytest.approx(1.0)
+    # one token, matching: unigram precision 1
+    assert corpus_bleu([["a"]], [["a"]], max_n=1) == pytest.approx(1.0)
+    # precisions 5/6, 4/5, 3/4, 2/3: BLEU = (1/3) ** (1/4), same length so no brevity penalty
+    assert corpus_bleu([list("abcdef")], [list("abcdex")]) == pytest.approx((1 / 3) ** 0.25)
+    assert corpus_bleu([[]], [[]]) == 0.0
+    with pytest.raises(ValueError, match="^references and hypotheses must align$"):
+        corpus_bleu([[1], [2]], [[1]])
+
+
+def test_perplexity_counts_every_token_and_survives_none():
+    assert perplexity(3.0, 1) == pytest.approx(math.exp(3.0))
+    assert perplexity(6.0, 3) == pytest.approx(math.exp(2.0))
+    assert perplexity(0.0, 0) == 1.0
+
+
+def test_iw_draws_exactly_k_samples_per_x_in_any_chunking():
+    # with q the exact posterior every log weight is log p(x): any extra or missing sample
+    # would move the estimate by log(drawn / k)
+    model = LinearGaussian(6)
+    mu, logvar = model.posterior()
+    for k, chunk in ((10, 3), (7, 7), (5, 2)):
+        iw, log_lik = importance_weighted_log_likelihood(
+            model.log_likelihood, mu, logvar, k=k, chunk=chunk,
+            generator=torch.Generator().manual_seed(k))
+        assert iw.shape == log_lik.shape == (6,)
+        assert torch.allclose(iw, model.log_marginal(), atol=1e-9)
+
+
+def test_iw_expected_log_likelihood_is_per_x_over_every_chunk():
+    model = LinearGaussian(4)
+    mu, logvar = model.posterior()
+    drawn = []
+
+    def recording(z):
+        drawn.append(z)
+        return model.log_likelihood(z)
+
+    _, log_lik = importance_weighted_log_likelihood(recording, mu, logvar, k=12, chunk=5,
+                                                    generator=torch.Generator().manual_seed(0))
+    assert [z.shape[1] for z in drawn] == [5, 5, 2]
+    z = torch.cat(drawn, dim=1)                                         # (4, 12, 2)
+    assert torch.allclose(log_lik, model.log_likelihood(z).mean(dim=1))
+    assert log_lik.shape == (4,)
+
+
+def _mi_by_hand(mu, logvar, z):
+    """I = mean_n [log q(z_n | x_n)] expectation in closed form minus mean_n log q(z_n),
+    with torch.distributions and explicit loops."""
+    N = mu.size(0)
+    q = [torch.distributions.Normal(mu[m], (0.5 * logvar[m]).exp()) for m in range(N)]
+    neg_entropy = -sum(q[n].entropy().sum() for n in range(N)) / N
+    log_aggregate = [torch.logsumexp(torch.stack([q[m].log_prob(z[n]).sum() for m in range(N)]), 0)
+                     - math.log(N) for n in range(N)]
+    return float(neg_entropy - sum(log_aggregate) / N)
+
+
+def test_mutual_information_by_hand_in_small_chunks():
+    g = torch.Generator().manual_seed(5)
+    mu = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    logvar = torch.randn(7, 3, generator=g, dtype=torch.float64) * 0.5
+    z = mu + torch.randn(7, 3, generator=g, dtype=torch.float64) * (0.5 * logvar).exp()
+    expected = _mi_by_hand(mu, logvar, z)
+    for chunk in (1, 2, 3, 7, 1024):
+        assert mutual_information(mu, logvar, z, chunk=chunk) == pytest.approx(expected, abs=1e-9)
+    assert mutual_information(mu, logvar, z) == pytest.approx(expected, abs=1e-9)
+    # one x: the estimator is log q(z_1|x_1) in expectation minus at the sample, not 0
+    one = mutual_information(mu[:1], logvar[:1], z[:1])
+    assert one == pytest.approx(_mi_by_hand(mu[:1], logvar[:1], z[:1]), abs=1e-9) and one != 0
+    # nothing to measure
+    assert mutual_information(torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0, 3)) == 0.0
+    assert mutual_information(torch.zeros(5, 0), torch.zeros(5, 0), torch.zeros(5, 0)) == 0.0

@@ -11,6 +11,7 @@ def molecules(smiles_file):
     return smiles_file.read_text().split()[:300]
 
 
+@pytest.mark.network  # the MCF/PAINS filters come from the molsets wheel (pip)
 def test_a_set_compared_with_itself(molecules):
     ref = reference_set(molecules, log=lambda _: None)
     again = reference_set(molecules, log=lambda _: None)        # from the cache
@@ -30,6 +31,7 @@ def test_a_set_compared_with_itself(molecules):
     assert "FCD/Test" in table and "weight (W1 to Test)" in table
 
 
+@pytest.mark.network  # as above
 def test_novel_molecules_and_properties(molecules):
     train = canonical_training_set(molecules[:100], log=lambda _: None)
     r = generation_metrics(molecules[100:200], train, {})

@@ -2,6 +2,7 @@ import csv
 import math
 
 import pytest
+import torch
 
 import seqvae
 from seqvae.cli import main
@@ -40,15 +41,33 @@ def test_gradient_ascent_raises_the_prediction_and_counts_every_decode(vae):
     assert all(b["similarity"] >= 0.3 for b in r.best(k=5, similarity_min=0.3))
 
 
-def test_the_prior_penalty_keeps_codes_closer_to_the_origin(vae):
-    import numpy as np
-    free = optimize(vae, "logp", from_prior=3, steps=20, lr=0.5, decode_every=20,
-                    samples_per_point=0)
-    held = optimize(vae, "logp", from_prior=3, steps=20, lr=0.5, decode_every=20,
-                    samples_per_point=0, prior_weight=5.0)
-    def final(result):
-        return np.mean([r["predicted_property"] for r in result.rows if r["step"] == 20])
-    assert final(free) >= final(held)
+def _codes_at_each_decode(monkeypatch):
+    """Record the codes optimize() hands to its decoder, step by step (it keeps no z itself)."""
+    import seqvae.optimization as opt
+    seen, real = {}, opt._decode_and_score
+    def spy(vae, z, step, *args):
+        seen[step] = z.detach().clone()
+        return real(vae, z, step, *args)
+    monkeypatch.setattr(opt, "_decode_and_score", spy)
+    return seen
+
+
+def test_the_prior_penalty_keeps_codes_closer_to_the_origin(vae, monkeypatch):
+    runs = {}
+    for weight in (0.0, 5.0):
+        with monkeypatch.context() as patch:
+            codes = runs[weight] = _codes_at_each_decode(patch)
+            optimize(vae, "logp", from_prior=3, steps=20, lr=0.5, decode_every=20,
+                     samples_per_point=0, prior_weight=weight)
+        assert sorted(codes) == [0, 20]
+    free, held = runs[0.0], runs[5.0]
+    assert torch.equal(free[0], held[0])                   # same prior draws to start from
+    norm = {w: runs[w][20].norm(dim=1) for w in runs}
+    # -log p(z) = ||z||^2 / 2 + const: every code ends nearer the origin under the penalty,
+    # and the penalised ones end nearer than they started (lambda = 5 outweighs the head)
+    assert (norm[5.0] < norm[0.0]).all()
+    assert (norm[5.0] < held[0].norm(dim=1)).all()
+    assert norm[5.0].mean() < 0.5 * norm[0.0].mean()
 
 
 def test_bad_requests(vae, trained_smiles_run):

@@ -167,7 +167,7 @@ def test_interpolate_refuses_bad_requests(trained_text_run, trained_text_lm, cap
     assert "without a latent" in capsys.readouterr().err
 
 
-def test_evaluate_a_smiles_model(trained_smiles_run, tmp_path, capsys):
+def test_evaluate_a_smiles_model(trained_smiles_run, tmp_path, capsys, molsets_stand_in):
     out = tmp_path / "m.json"
     assert main(["evaluate", str(trained_smiles_run / "model.pt"), "--n", "40", "-o", str(out)]) == 0
     table = capsys.readouterr().out

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from seqvae.checkpoint import load_checkpoint
 from seqvae.errors import SeqVAEError
@@ -56,7 +57,20 @@ def test_resume_continues_exactly(tmp_path, smiles_file):
     full = tiny_config(smiles_file, max_steps=12, epochs=2)
     train(full, tmp_path / "straight", log=quiet, progress=False)
     train(full.override("train", max_steps=5), tmp_path / "resumed", log=quiet, progress=False)
-    train(full, tmp_path / "resumed", resume=True, log=quiet, progress=False)
+    metrics = tmp_path / "resumed" / "metrics.csv"
+    before = list(csv.DictReader(open(metrics)))
+    assert [int(r["step"]) for r in before if r["split"] == "train"] == [2, 4, 5]
+    steps = []
+    hook = register_optimizer_step_post_hook(lambda *_: steps.append(1))
+    try:
+        train(full, tmp_path / "resumed", resume=True, log=quiet, progress=False)
+    finally:
+        hook.remove()
+    assert len(steps) == 7                        # only the remaining steps 6..12 were taken
+    rows = list(csv.DictReader(open(metrics)))
+    assert rows[:len(before)] == before           # the first run's rows, untouched
+    added = [int(r["step"]) for r in rows[len(before):] if r["split"] == "train"]
+    assert added == [6, 8, 10, 12]                # first logged step after resuming: 6
     a = load_checkpoint(tmp_path / "straight" / "last.pt")
     b = load_checkpoint(tmp_path / "resumed" / "last.pt")
     assert a.blob["train_state"]["step"] == b.blob["train_state"]["step"] == 12
