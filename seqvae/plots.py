@@ -109,7 +109,6 @@ def plot_rate_distortion(rows: list[dict], png: str | Path) -> Path:
     reconstruction NLL, nats) against rate (the test KL, nats), one point per target, each
     labelled with its target; beside it how well the codes carry their inputs (reconstruction
     of molecules, or exact match, BLEU and endpoint recovery of sentences) against the rate."""
-    from matplotlib.figure import Figure
 
     rows = sorted(rows, key=lambda r: r.get("kl", 0.0))
     rate = [r.get("kl", float("nan")) for r in rows]
