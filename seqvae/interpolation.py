@@ -45,3 +45,16 @@ def path(a: np.ndarray, b: np.ndarray, steps: int, kind: str = "linear") -> np.n
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     points = linear_path(a, b, steps) if kind == "linear" else slerp_path(a, b, steps)
     return points.astype(np.float32)
+
+
+def dimension_sweep(code: np.ndarray, dim: int, values: np.ndarray) -> np.ndarray:
+    """Copies of one code with a single dimension set to each of ``values`` in turn:
+    (D,), dim, (n,) -> (n, D) float32. Decode them to see what that dimension changes."""
+    code = np.asarray(code, dtype=np.float32)
+    if code.ndim != 1:
+        raise ValueError(f"expected one code of shape (D,), got {code.shape}")
+    if not -code.shape[0] <= dim < code.shape[0]:
+        raise ValueError(f"dimension {dim} is out of range for a code of {code.shape[0]} dimensions")
+    points = np.repeat(code[None], len(values), axis=0)
+    points[:, dim] = np.asarray(values, dtype=np.float32)
+    return points

@@ -13,7 +13,7 @@ import torch
 from sacrebleu.metrics import BLEU
 from torch import Tensor
 
-from .gaussian import reparameterize
+from .gaussian import gaussian_kl, reparameterize
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -107,6 +107,20 @@ def active_units(mu: Tensor, threshold: float = 0.01) -> int:
     if mu.size(0) < 2 or mu.size(1) == 0:
         return 0
     return int((mu.var(dim=0) > threshold).sum())
+
+
+def dimension_usage(mu: Tensor, logvar: Tensor) -> dict[str, Tensor]:
+    """How much each latent dimension is used, over an evaluated set.
+
+    Args:
+        mu, logvar: (N, D) posterior parameters.
+    Returns:
+        ``variance``: (D,) Cov_x(E_q[z|x]), the quantity :func:`active_units` thresholds;
+        ``kl``: (D,) the mean KL(q(z_d|x) || N(0, 1)) in nats (summed over d: the mean KL).
+    """
+    mu, logvar = torch.as_tensor(mu).float(), torch.as_tensor(logvar).float()
+    variance = mu.var(dim=0) if mu.size(0) > 1 else torch.zeros(mu.size(1))
+    return {"variance": variance, "kl": gaussian_kl(mu, logvar).mean(dim=0)}
 
 
 def corpus_bleu(references: Sequence[Sequence], hypotheses: Sequence[Sequence],

@@ -150,3 +150,64 @@ def plot_rate_distortion(rows: list[dict], png: str | Path) -> Path:
     png = Path(png)
     fig.savefig(png, dpi=110)
     return png
+
+
+def plot_latent_usage(usage: dict[str, "np.ndarray"], png: str | Path | None = None,
+                      threshold: float = 0.01, title: str = ""):
+    """Two bar charts over the latent dimensions: the variance of the posterior means across
+    the data (active units are above ``threshold``, drawn as a line) and the mean KL of each
+    dimension. ``usage`` is :func:`seqvae.metrics.dimension_usage`'s result (tensors or
+    arrays). Returns the figure (and writes ``png`` when given)."""
+
+    variance = np.asarray(usage["variance"], dtype=float)
+    kl = np.asarray(usage["kl"], dtype=float)
+    dims = np.arange(len(variance))
+    active = variance > threshold
+    colours = np.where(active, "tab:blue", "tab:gray")
+    fig = Figure(figsize=(8, 5))
+    axes = fig.subplots(2, 1, sharex=True)
+    axes[0].bar(dims, variance, color=colours)
+    axes[0].axhline(threshold, color="tab:red", linewidth=1, linestyle="--",
+                    label=f"active-unit threshold {threshold:g}")
+    axes[0].set_ylabel("Cov_x(E[z_d|x])")
+    axes[0].set_title(f"{title + ': ' if title else ''}{int(active.sum())} of {len(dims)} "
+                      "dimensions active", fontsize=10)
+    axes[0].legend(fontsize=8)
+    axes[1].bar(dims, kl, color=colours)
+    axes[1].set_ylabel("mean KL (nats)")
+    axes[1].set_title(f"KL per dimension (total {kl.sum():.1f} nats)", fontsize=10)
+    axes[1].set_xlabel("latent dimension")
+    for ax in axes:
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    if png is not None:
+        fig.savefig(png, dpi=110)
+    return fig
+
+
+def plot_path_norms(paths: dict[str, "np.ndarray"], png: str | Path | None = None,
+                    title: str = ""):
+    """The norm |z| along latent paths ({name: (steps, D) points}), beside sqrt(D), where the
+    norm of z ~ N(0, I) concentrates: a linear path between two codes dips towards the
+    origin, a spherical one does not. Returns the figure (and writes ``png`` when given)."""
+
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
+    dim = None
+    for name, points in paths.items():
+        points = np.asarray(points, dtype=float)
+        dim = points.shape[1]
+        ax.plot(np.linspace(0, 1, len(points)), np.linalg.norm(points, axis=1), "o-",
+                markersize=4, label=name)
+    if dim:
+        ax.axhline(np.sqrt(dim), color="tab:gray", linestyle="--", linewidth=1,
+                   label=f"sqrt(D) = {np.sqrt(dim):.1f}")
+    ax.set_xlabel("position on the path (0: start, 1: end)")
+    ax.set_ylabel("|z|")
+    ax.set_title(title or "norm of the code along the path", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    if png is not None:
+        fig.savefig(png, dpi=110)
+    return fig

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from seqvae.interpolation import path
+from seqvae.interpolation import dimension_sweep, path
 
 
 def test_linear_path_by_hand():
@@ -87,3 +87,13 @@ def test_bad_arguments_say_what_is_wrong():
         path(np.zeros(2), np.ones(2), steps=1)
     with pytest.raises(ValueError, match=r"^unknown path 'bezier'; choose one of linear, slerp$"):
         path(np.zeros(2), np.ones(2), steps=3, kind="bezier")
+
+
+def test_dimension_sweep_changes_only_that_dimension():
+    code = np.array([0.5, -1.0, 2.0])
+    points = dimension_sweep(code, 1, np.array([-2.0, 0.0, 2.0]))
+    assert points.shape == (3, 3) and points.dtype == np.float32
+    assert np.allclose(points[:, 1], [-2, 0, 2])
+    assert np.allclose(points[:, [0, 2]], [[0.5, 2.0]] * 3)
+    with pytest.raises(ValueError):
+        dimension_sweep(code, 3, np.zeros(2))

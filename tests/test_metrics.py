@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from seqvae.metrics import (active_units, corpus_bleu, importance_weighted_log_likelihood,
-                            log_normal_diag, log_standard_normal, mutual_information, perplexity)
+from seqvae.metrics import (active_units, corpus_bleu, dimension_usage,
+                            importance_weighted_log_likelihood, log_normal_diag, log_standard_normal, mutual_information, perplexity)
 
 
 def test_log_normal_diag_matches_torch_distributions():
@@ -114,6 +114,16 @@ def test_active_units_counts_dimensions_whose_mean_varies():
     assert active_units(mu) == 1
     assert active_units(mu, threshold=0.001) == 2
     assert active_units(mu[:1]) == 0
+
+
+def test_dimension_usage_by_hand():
+    mu = torch.tensor([[1.0, 0.0], [1.0, 2.0]])
+    logvar = torch.zeros(2, 2)
+    usage = dimension_usage(mu, logvar)
+    # variance across x (unbiased): dim 0: 0, dim 1: 2; KL with unit variance is mu^2 / 2
+    assert torch.allclose(usage["variance"], torch.tensor([0.0, 2.0]))
+    assert torch.allclose(usage["kl"], torch.tensor([0.5, 1.0]))
+    assert int((usage["variance"] > 0.01).sum()) == active_units(mu)
 
 
 def test_bleu_by_hand():
