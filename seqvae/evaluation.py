@@ -27,7 +27,7 @@ from .errors import SeqVAEError
 from .gaussian import gaussian_kl, reparameterize
 from .interpolation import path as latent_path
 from .metrics import (active_units, corpus_bleu, importance_weighted_log_likelihood,
-                      mutual_information, perplexity)
+                      mutual_information, perplexity, unigram_f1)
 
 # Importance samples scored per decoder call: rows of (sequence, z) pairs, bounding memory.
 ROWS_PER_CALL = 1024
@@ -173,6 +173,33 @@ def endpoint_recovery(vae: TrainedVAE, texts: Sequence[str], pairs: int = 100,
     recovered = sum(back[a] and back[b] for a, b in chosen)
     return {"pairs": pairs, "recovered_pairs": recovered, "share": recovered / max(pairs, 1),
             "sentences_recovered": float(np.mean(list(back.values()))), "chosen": chosen}
+
+
+def path_resemblance(vae: TrainedVAE, texts: Sequence[str], pairs: Sequence[tuple[int, int]],
+                     steps: int = 9, kind: str = "linear") -> np.ndarray:
+    """How much each point of a path resembles the path's two ends: for each pair (a, b) of
+    indices into ``texts``, the greedy decodes of ``steps`` points on the ``kind`` path between
+    the posterior means of texts[a] and texts[b], scored by :func:`seqvae.metrics.unigram_f1`
+    (over the model's tokens) against texts[a] and against texts[b].
+
+    Returns (pairs, steps, 2): [..., 0] against the start, [..., 1] against the end. A smooth
+    homotopy falls from start to end in the first and rises in the second.
+    """
+    vae.require_latent("interpolate")
+    if not len(pairs):
+        return np.zeros((0, steps, 2))
+    means = vae.encode([texts[i] for pair in pairs for i in pair], check=False)
+    points = np.concatenate([latent_path(means[2 * i], means[2 * i + 1], steps, kind)
+                             for i in range(len(pairs))])
+    tok = vae.tokenizer
+    decoded = [tok.encode(d) for d in vae.decode(points)]
+    scores = np.zeros((len(pairs), steps, 2))
+    for i, (a, b) in enumerate(pairs):
+        ends = tok.encode(texts[a]), tok.encode(texts[b])
+        for j in range(steps):
+            for k in range(2):
+                scores[i, j, k] = unigram_f1(ends[k], decoded[i * steps + j])
+    return scores
 
 
 @torch.inference_mode()

@@ -148,6 +148,22 @@ def corpus_bleu(references: Sequence[Sequence], hypotheses: Sequence[Sequence],
     return score.score / 100.0
 
 
+def unigram_f1(reference: Sequence, hypothesis: Sequence) -> float:
+    """Bag-of-tokens overlap of two token sequences: the F1 of clipped unigram matches, in
+    [0, 1] (1: the same tokens, in any order; 0: none in common or an empty sequence)."""
+    counts: dict = {}
+    for token in reference:
+        counts[token] = counts.get(token, 0) + 1
+    matches = 0
+    for token in hypothesis:
+        if counts.get(token, 0) > 0:
+            counts[token] -= 1
+            matches += 1
+    if not matches:
+        return 0.0
+    return 2 * matches / (len(reference) + len(hypothesis))
+
+
 def perplexity(total_nll: float, total_tokens: int) -> float:
     """exp(total NLL / total predicted tokens); <eos> counts as a token, <bos> does not."""
     return math.exp(total_nll / max(total_tokens, 1))

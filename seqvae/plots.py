@@ -211,3 +211,33 @@ def plot_path_norms(paths: dict[str, "np.ndarray"], png: str | Path | None = Non
     if png is not None:
         fig.savefig(png, dpi=110)
     return fig
+
+
+def plot_path_resemblance(scores: dict[str, "np.ndarray"], png: str | Path | None = None,
+                          title: str = ""):
+    """Mean resemblance of the points of latent paths to their start and to their end, by
+    position on the path, one pair of curves per kind of path. ``scores`` maps a name
+    (e.g. "linear", "slerp") to :func:`seqvae.evaluation.path_resemblance`'s (pairs, steps, 2)
+    array. Returns the figure (and writes ``png`` when given)."""
+
+    fig = Figure(figsize=(6.5, 4))
+    ax = fig.subplots()
+    styles = ("-", "--", ":", "-.")
+    n = 0
+    for (name, values), style in zip(scores.items(), styles):
+        values = np.asarray(values, dtype=float)
+        n = len(values)
+        t = np.linspace(0, 1, values.shape[1])
+        for k, (end, colour) in enumerate((("start", "tab:blue"), ("end", "tab:orange"))):
+            ax.plot(t, values[:, :, k].mean(axis=0), style, color=colour, marker="o",
+                    markersize=3, label=f"{name}: like the {end}")
+    ax.set_xlabel("position on the path (0: start, 1: end)")
+    ax.set_ylabel("unigram F1 of the greedy decode")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title or f"resemblance to the two ends, mean over {n} pairs", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    if png is not None:
+        fig.savefig(png, dpi=110)
+    return fig

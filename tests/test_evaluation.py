@@ -6,7 +6,9 @@ import torch
 
 import seqvae
 from seqvae.data import TokenizedSplit
-from seqvae.evaluation import endpoint_recovery, evaluate_sequences, format_table
+from seqvae.evaluation import (endpoint_recovery, evaluate_sequences, format_table,
+                               path_resemblance)
+from seqvae.metrics import unigram_f1
 from seqvae.errors import SeqVAEError
 
 
@@ -122,6 +124,18 @@ def test_endpoint_recovery(vae):
     assert r["recovered_pairs"] == round(r["share"] * 10)
     with pytest.raises(SeqVAEError):
         endpoint_recovery(vae, ["one"], pairs=1)
+
+
+def test_path_resemblance_scores_each_point_against_both_ends(vae):
+    texts = ["the market fell", "he said it was fine", "shares rose"]
+    scores = path_resemblance(vae, texts, [(0, 1), (2, 0)], steps=4, kind="slerp")
+    assert scores.shape == (2, 4, 2) and ((scores >= 0) & (scores <= 1)).all()
+    # the first point of a path is the greedy decode of its start's posterior mean
+    tok = vae.tokenizer
+    start = vae.reconstruct(["the market fell"])[0]
+    assert scores[0, 0, 0] == pytest.approx(unigram_f1(tok.encode(texts[0]), tok.encode(start)))
+    assert scores[1, -1, 1] == pytest.approx(scores[0, 0, 0])
+    assert path_resemblance(vae, texts, [], steps=4).shape == (0, 4, 2)
 
 
 def test_interpolation_goes_from_start_to_end(vae):

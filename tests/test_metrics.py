@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from seqvae.metrics import (active_units, corpus_bleu, dimension_usage,
-                            importance_weighted_log_likelihood, log_normal_diag, log_standard_normal, mutual_information, perplexity)
+                            importance_weighted_log_likelihood, log_normal_diag,
+                            log_standard_normal, mutual_information, perplexity, unigram_f1)
 
 
 def test_log_normal_diag_matches_torch_distributions():
@@ -231,3 +232,11 @@ def test_mutual_information_by_hand_in_small_chunks():
     # nothing to measure
     assert mutual_information(torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0, 3)) == 0.0
     assert mutual_information(torch.zeros(5, 0), torch.zeros(5, 0), torch.zeros(5, 0)) == 0.0
+
+
+
+def test_unigram_f1_by_hand():
+    assert unigram_f1([1, 2, 3], [3, 2, 1]) == pytest.approx(1.0)
+    # one match in 2 + 4 tokens; the repeated 1 is clipped to its single count in the reference
+    assert unigram_f1([1, 2], [1, 1, 5, 6]) == pytest.approx(2 * 1 / 6)
+    assert unigram_f1([1], []) == 0.0 and unigram_f1([1], [2]) == 0.0

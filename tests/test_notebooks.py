@@ -50,5 +50,5 @@ def test_sentence_interpolation_notebook_runs_end_to_end(tmp_path, monkeypatch, 
     for seen in ("linear", "slerp", "sampled", "endpoints recovered", "temperature 0.5",
                  "dimension"):
         assert seen in text
-    assert len(images) == 2   # |z| along the paths, and the latent usage
+    assert len(images) == 3   # |z| along the paths, resemblance to the ends, latent usage
     expect_model(tmp_path, "ptb", train)

@@ -3,7 +3,7 @@ import torch
 
 from seqvae.interpolation import path
 from seqvae.metrics import dimension_usage
-from seqvae.plots import plot_latent_usage, plot_path_norms
+from seqvae.plots import plot_latent_usage, plot_path_norms, plot_path_resemblance
 
 
 def test_latent_usage_plot_writes_a_png(tmp_path):
@@ -20,3 +20,12 @@ def test_path_norms_plot_writes_a_png(tmp_path):
     assert (tmp_path / "norms.png").stat().st_size > 0
     linear, slerp = (line.get_ydata() for line in fig.axes[0].get_lines()[:2])
     assert min(linear) < 3 - 0.5 and np.allclose(slerp, 3)
+
+
+def test_path_resemblance_plot_writes_a_png(tmp_path):
+    scores = np.zeros((3, 5, 2))
+    scores[:, :, 0] = np.linspace(1, 0, 5)
+    scores[:, :, 1] = np.linspace(0, 1, 5)
+    fig = plot_path_resemblance({"linear": scores, "slerp": scores}, tmp_path / "r.png")
+    assert (tmp_path / "r.png").stat().st_size > 0
+    assert len(fig.axes[0].get_lines()) == 4 and "3 pairs" in fig.axes[0].get_title()
