@@ -46,10 +46,16 @@ def plot_training_curves(metrics_csv: str | Path, png: str | Path) -> Path:
     axes[2].set_title("schedules (green: KL weight, orange: --target-kl multiplier, "
                       "purple: learning rate)", fontsize=10)
     axes[2].set_xlabel("optimiser step")
+    return save(fig, png)
+
+
+def save(fig: Figure, png: str | Path | None) -> Path | None:
+    """Lay a figure out and write it as a PNG (nothing when ``png`` is None)."""
     fig.tight_layout()
-    png = Path(png)
-    fig.savefig(png, dpi=110)
-    return png
+    if png is None:
+        return None
+    fig.savefig(Path(png), dpi=110)
+    return Path(png)
 
 
 PROPERTY_LABELS = {"logp": "logP (Crippen)", "qed": "QED", "sa": "SA score",
@@ -74,10 +80,7 @@ def plot_property_distributions(sets: dict[str, dict[str, "np.ndarray"]], png: s
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    png = Path(png)
-    fig.savefig(png, dpi=110)
-    return png
+    return save(fig, png)
 
 
 def plot_optimization_trajectory(result, start: str, png: str | Path | None = None):
@@ -98,9 +101,7 @@ def plot_optimization_trajectory(result, start: str, png: str | Path | None = No
     ax.set_title(f"{result.objective} along the latent path from {start}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    if png is not None:
-        fig.savefig(png, dpi=110)
+    save(fig, png)
     return fig
 
 
@@ -146,10 +147,7 @@ def plot_rate_distortion(rows: list[dict], png: str | Path) -> Path:
     right.set_title("do the codes carry their inputs?", fontsize=10)
     right.grid(alpha=0.3)
     right.legend(fontsize=8)
-    fig.tight_layout()
-    png = Path(png)
-    fig.savefig(png, dpi=110)
-    return png
+    return save(fig, png)
 
 
 def plot_latent_usage(usage: dict[str, "np.ndarray"], png: str | Path | None = None,
@@ -179,9 +177,7 @@ def plot_latent_usage(usage: dict[str, "np.ndarray"], png: str | Path | None = N
     axes[1].set_xlabel("latent dimension")
     for ax in axes:
         ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    if png is not None:
-        fig.savefig(png, dpi=110)
+    save(fig, png)
     return fig
 
 
@@ -207,9 +203,7 @@ def plot_path_norms(paths: dict[str, "np.ndarray"], png: str | Path | None = Non
     ax.set_title(title or "norm of the code along the path", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    if png is not None:
-        fig.savefig(png, dpi=110)
+    save(fig, png)
     return fig
 
 
@@ -237,7 +231,5 @@ def plot_path_resemblance(scores: dict[str, "np.ndarray"], png: str | Path | Non
     ax.set_title(title or f"resemblance to the two ends, mean over {n} pairs", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    if png is not None:
-        fig.savefig(png, dpi=110)
+    save(fig, png)
     return fig
