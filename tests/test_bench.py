@@ -5,7 +5,7 @@ import pytest
 from seqvae.bench import _gru_flops, bench, flops_per_token, matmul_peak_gflops
 from seqvae.devices import resolve_device
 from seqvae.cli.report import format_bench
-from seqvae.config import Config, preset
+from seqvae.config import preset
 
 from helpers import tiny_config
 

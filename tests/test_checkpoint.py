@@ -1,12 +1,11 @@
 import os
-import pickle
 
 import pytest
 import torch
 
 from seqvae.checkpoint import FORMAT_VERSION, load_checkpoint, read_checkpoint, save_checkpoint
 from seqvae.devices import resolve_device
-from seqvae.config import Config, ModelConfig
+from seqvae.config import Config
 from seqvae.errors import SeqVAEError
 from seqvae.model import SeqVAE
 from seqvae.tokenizers import TokenizerConfig, fit_tokenizer

@@ -1,6 +1,5 @@
 """Shipped models: names, run folders and files resolve through one path; checksums guard
 the shipped files; and each shipped model still scores what its card says."""
-import shutil
 from pathlib import Path
 
 import pytest

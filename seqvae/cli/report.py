@@ -36,7 +36,7 @@ def print_train_summary(summary: dict, quality: dict | None, out: Path) -> None:
               f"ELBO {final['elbo']:.3f}  NLL/token {final['nll_per_token']:.4f} "
               f"({final['n']} sequences)")
     if quality:
-        print(f"\nSamples from the prior (temperature 1):")
+        print("\nSamples from the prior (temperature 1):")
         flags = quality.get("valid_flags")
         for i, text in enumerate(quality["samples"][:10]):
             mark = "" if flags is None else ("valid    " if flags[i] else "INVALID  ")
