@@ -29,7 +29,10 @@ def print_train_summary(summary: dict, quality: dict | None, out: Path) -> None:
     final = summary["final_valid"]
     print(f"\nTrained {summary['steps']} steps in {summary['train_seconds']:.0f} s on "
           f"{summary['device']} ({summary['parameters'] / 1e6:.2f}M parameters).")
-    print(f"Best validation ELBO {summary['best_valid_elbo']:.3f} nats/sequence "
+    target = summary.get("target_kl")
+    what = (f"ELBO with the KL charged at least --target-kl {target:g}" if target
+            else "ELBO")
+    print(f"Best validation {what} {summary['best_valid_elbo']:.3f} nats/sequence "
           f"(step {summary['best_step']}) -> {out / 'model.pt'}")
     if final:
         print(f"Final validation: rec {final['rec']:.3f}  KL {final['kl']:.3f}  "
