@@ -170,3 +170,36 @@ def test_selection_score_charges_at_least_the_target_rate():
     assert selection_score(10.0, 25.0, target_kl=20.0) == -35.0   # above the target: the ELBO
     # a model at the target with better reconstruction beats a low-rate one
     assert selection_score(12.0, 20.0, 20.0) > selection_score(30.0, 5.0, 20.0)
+
+
+def test_training_loss_property_term_and_detached_terms_by_hand():
+    from types import SimpleNamespace
+    from seqvae.config import ObjectiveConfig
+    from seqvae.objective import training_loss
+    mu = torch.tensor([[1.0, 0.0], [0.0, 2.0]], requires_grad=True)
+    logvar = torch.zeros(2, 2)
+    out = SimpleNamespace(mu=mu, logvar=logvar, rec=torch.tensor([4.0, 2.0]), z=mu)
+    head = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        head.weight.fill_(1.0)                     # predicts z_1 + z_2: 1 and 2
+    batch = SimpleNamespace(targets=torch.tensor([[0.0], [float("nan")]]))
+    # rec mean 3; KL per sequence 0.5 and 2, mean 1.25, with free bits 0.6 per dimension:
+    # dims' batch means 0.25 and 1.0 -> 0.6 + 1.0 = 1.6; property MSE over the one finite
+    # target: (1 - 0)^2 = 1, weighted 2
+    terms = training_loss(out, batch, beta=0.5,
+                          objective=ObjectiveConfig(free_bits=0.6, property_weight=2.0,
+                                                    target_kl=0.0),
+                          property_head=head)
+    assert terms.kl_term.item() == pytest.approx(1.6)
+    assert terms.property.item() == pytest.approx(1.0)
+    assert terms.loss.item() == pytest.approx(3.0 + 0.5 * 1.6 + 2.0 * 1.0)
+    assert terms.beta == 0.5 and terms.mean_kl().item() == pytest.approx(1.25)
+    assert terms.loss.requires_grad
+    frozen = terms.detached()
+    for name in ("loss", "rec", "kl_per_dim", "kl_term", "property"):
+        tensor = getattr(frozen, name)
+        assert not tensor.requires_grad and torch.equal(tensor, getattr(terms, name).detach())
+    assert (frozen.beta, frozen.rate_multiplier) == (0.5, 0.0)
+    # without targets, or without a head, there is no property term
+    assert training_loss(out, SimpleNamespace(targets=None), 0.5, ObjectiveConfig(target_kl=0.0),
+                         head).property is None

@@ -58,3 +58,22 @@ def test_learning_rate_warmup_then_cosine():
 def test_learning_rate_constant_and_linear():
     assert learning_rate(1234, 3e-4, "constant", 0, 10) == 3e-4
     assert learning_rate(50, 1.0, "linear", 0, 100, min_ratio=0.0) == pytest.approx(0.5)
+
+
+def test_kl_weight_at_pretraining_span_and_schedule_by_hand():
+    from seqvae.config import ObjectiveConfig
+    from seqvae.schedules import kl_weight_at
+    linear = ObjectiveConfig(kl_schedule="linear", kl_weight=0.5, kl_warmup_steps=10,
+                             kl_start_step=2, ae_pretrain_steps=4)
+    # 4 pretraining steps at weight 0; the schedule then starts from its own step 0
+    assert [kl_weight_at(s, linear, total_steps=100) for s in (0, 3, 4, 5, 6, 7, 16, 99)] == \
+        pytest.approx([0.0, 0.0, 0.0, 0.0, 0.0, 0.05, 0.5, 0.5])
+    # no warm-up length: the whole run is the span
+    whole = ObjectiveConfig(kl_schedule="linear", kl_weight=1.0, kl_warmup_steps=None)
+    assert kl_weight_at(25, whole, total_steps=100) == pytest.approx(0.25)
+    assert kl_weight_at(25, whole, total_steps=50) == pytest.approx(0.5)
+    cyc = ObjectiveConfig(kl_schedule="cyclical", kl_weight=1.0, kl_warmup_steps=8, kl_cycles=2,
+                          kl_cycle_ratio=0.5)
+    assert [kl_weight_at(s, cyc, 100) for s in (0, 1, 2, 3, 4, 5, 8)] == \
+        pytest.approx([0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0])
+    assert kl_weight_at(3, ObjectiveConfig(kl_schedule="constant", kl_weight=0.3), 10) == 0.3
