@@ -6,8 +6,8 @@ from seqvae.sweep import format_table
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TINY = ["--data", str(DATA / "ptb_sample.txt"), "--embedding-dim", "16", "--encoder-hidden", "32",
-        "--decoder-hidden", "32", "--latent-dim", "8", "--batch-size", "64", "--max-steps", "20",
-        "--lr", "3e-3", "--kl-schedule", "constant", "--target-kl-lr", "0.01", "--samples", "0"]
+        "--decoder-hidden", "32", "--latent-dim", "8", "--batch-size", "64", "--max-steps", "40",
+        "--lr", "3e-3", "--kl-schedule", "constant", "--target-kl-lr", "0.05", "--samples", "0"]
 
 
 def test_a_sweep_trains_evaluates_tabulates_and_resumes(tmp_path, capsys):
