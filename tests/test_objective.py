@@ -182,17 +182,17 @@ def test_training_loss_property_term_and_detached_terms_by_hand():
     head = torch.nn.Linear(2, 1, bias=False)
     with torch.no_grad():
         head.weight.fill_(1.0)                     # predicts z_1 + z_2: 1 and 2
-    batch = SimpleNamespace(targets=torch.tensor([[0.0], [float("nan")]]))
+    batch = SimpleNamespace(targets=torch.tensor([[3.0], [float("nan")]]))
     # rec mean 3; KL per sequence 0.5 and 2, mean 1.25, with free bits 0.6 per dimension:
     # dims' batch means 0.25 and 1.0 -> 0.6 + 1.0 = 1.6; property MSE over the one finite
-    # target: (1 - 0)^2 = 1, weighted 2
+    # target: (1 - 3)^2 = 4, weighted 2
     terms = training_loss(out, batch, beta=0.5,
                           objective=ObjectiveConfig(free_bits=0.6, property_weight=2.0,
                                                     target_kl=0.0),
                           property_head=head)
     assert terms.kl_term.item() == pytest.approx(1.6)
-    assert terms.property.item() == pytest.approx(1.0)
-    assert terms.loss.item() == pytest.approx(3.0 + 0.5 * 1.6 + 2.0 * 1.0)
+    assert terms.property.item() == pytest.approx(4.0)
+    assert terms.loss.item() == pytest.approx(3.0 + 0.5 * 1.6 + 2.0 * 4.0)
     assert terms.beta == 0.5 and terms.mean_kl().item() == pytest.approx(1.25)
     assert terms.loss.requires_grad
     frozen = terms.detached()

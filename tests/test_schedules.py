@@ -77,3 +77,35 @@ def test_kl_weight_at_pretraining_span_and_schedule_by_hand():
     assert [kl_weight_at(s, cyc, 100) for s in (0, 1, 2, 3, 4, 5, 8)] == \
         pytest.approx([0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0])
     assert kl_weight_at(3, ObjectiveConfig(kl_schedule="constant", kl_weight=0.3), 10) == 0.3
+
+
+def test_cosine_and_linear_decay_differ_off_the_midpoint_and_default_floor():
+    # a quarter of the way: cosine keeps 0.5 (1 + cos(pi/4)) = 0.854 of the span, linear 0.75
+    cos = learning_rate(25, 1.0, "cosine", 0, 100, min_ratio=0.2)
+    lin = learning_rate(25, 1.0, "linear", 0, 100, min_ratio=0.2)
+    assert cos == pytest.approx(0.2 + 0.8 * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert lin == pytest.approx(1.0 - 0.8 * 0.25)
+    assert learning_rate(100, 1.0, "linear", 0, 100) == pytest.approx(0.1)  # default floor 0.1
+    assert learning_rate(3, 1.0, "linear", 0, 1) == pytest.approx(0.1)     # a one-step run
+    with pytest.raises(ValueError, match="unknown lr schedule 'step'; choose one of constant"):
+        learning_rate(0, 1.0, "step", 0, 10)
+
+
+def test_kl_weight_defaults_and_the_shortest_warmup():
+    # cyclical defaults: 4 cycles, half of each rising: over 8 steps, period 2
+    assert [kl_weight(s, "cyclical", 1.0, 8) for s in (0, 1, 2, 3)] == \
+        pytest.approx([0.0, 1.0, 0.0, 1.0])
+    assert kl_weight(1, "linear", 1.0, 1) == 1.0      # one warm-up step: full weight after it
+    assert kl_weight(1, "linear", 1.0, 0) == 1.0      # no warm-up at all
+    # far before the logistic midpoint the weight is 0, without overflow
+    assert kl_weight(0, "logistic", 1.0, 10, start_step=0) == pytest.approx(
+        1 / (1 + math.exp(5)))
+    assert kl_weight(0, "logistic", 1.0, 1, start_step=0) < 1e-2
+
+
+def test_kl_weight_at_passes_the_cycle_ratio():
+    from seqvae.config import ObjectiveConfig
+    from seqvae.schedules import kl_weight_at
+    cyc = ObjectiveConfig(kl_schedule="cyclical", kl_weight=1.0, kl_warmup_steps=8, kl_cycles=1,
+                          kl_cycle_ratio=0.25)
+    assert kl_weight_at(1, cyc, 100) == pytest.approx(0.5)   # 1/8 of the way, rising over 1/4
