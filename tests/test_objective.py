@@ -203,3 +203,32 @@ def test_training_loss_property_term_and_detached_terms_by_hand():
     # without targets, or without a head, there is no property term
     assert training_loss(out, SimpleNamespace(targets=None), 0.5, ObjectiveConfig(target_kl=0.0),
                          head).property is None
+
+
+def test_rate_term_boundaries_and_detached_multiplier():
+    from types import SimpleNamespace
+    from seqvae.config import ObjectiveConfig
+    from seqvae.objective import training_loss
+    mu = torch.tensor([[1.0, 0.0]])
+    out = SimpleNamespace(mu=mu, logvar=torch.zeros(1, 2), rec=torch.tensor([2.0]), z=mu)
+    batch = SimpleNamespace(targets=None)
+    # KL 0.5; a target of 0 adds nothing even with a multiplier left over
+    off = training_loss(out, batch, 1.0, ObjectiveConfig(target_kl=0.0), rate_multiplier=0.3)
+    assert off.loss.item() == pytest.approx(2.0 + 0.5)
+    # a target below one nat still counts
+    small = training_loss(out, batch, 1.0, ObjectiveConfig(target_kl=0.75), rate_multiplier=0.4)
+    assert small.loss.item() == pytest.approx(2.0 + 0.5 + 0.4 * (0.75 - 0.5))
+    frozen = small.detached()
+    assert frozen.rate_multiplier == 0.4 and frozen.property is None
+
+
+def test_word_dropout_threshold_and_seeded_generator():
+    inputs = torch.full((2, 6), 7)
+    at_rate = torch.full((2, 6), 0.25)
+    # a draw equal to the rate is kept: tokens are replaced where draw < rate
+    assert torch.equal(word_dropout(inputs, 0.25, unk_id=3, uniforms=at_rate), inputs)
+    tokens = torch.full((4, 50), 7)
+    first = word_dropout(tokens, 0.5, 3, generator=torch.Generator().manual_seed(1))
+    again = word_dropout(tokens, 0.5, 3, generator=torch.Generator().manual_seed(1))
+    other = word_dropout(tokens, 0.5, 3, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(first, again) and not torch.equal(first, other)
