@@ -109,3 +109,16 @@ def test_kl_weight_at_passes_the_cycle_ratio():
     cyc = ObjectiveConfig(kl_schedule="cyclical", kl_weight=1.0, kl_warmup_steps=8, kl_cycles=1,
                           kl_cycle_ratio=0.25)
     assert kl_weight_at(1, cyc, 100) == pytest.approx(0.5)   # 1/8 of the way, rising over 1/4
+
+
+def test_schedule_boundaries_and_messages():
+    from seqvae.config import ObjectiveConfig
+    from seqvae.schedules import kl_weight_at
+    assert learning_rate(1, 1.0, "linear", 0, 1) == pytest.approx(0.1)  # one-step span: done
+    with pytest.raises(ValueError, match="choose one of constant, cosine, linear$"):
+        learning_rate(0, 1.0, "step", 0, 10)
+    with pytest.raises(ValueError, match="choose one of constant, linear, logistic, cyclical$"):
+        kl_weight(0, "step", 1.0, 10)
+    # the first step after pretraining already has the schedule's weight
+    constant = ObjectiveConfig(kl_schedule="constant", kl_weight=0.7, ae_pretrain_steps=4)
+    assert [kl_weight_at(s, constant, 100) for s in (3, 4)] == [0.0, 0.7]
