@@ -241,33 +241,24 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"batch_size": 32, "lr": 1e-3, "lr_schedule": "constant", "grad_clip": 5.0,
                   "epochs": 10},
     },
-    # A molecule autoencoder for reconstruction and latent optimisation: the cpu-small network
-    # with the KL weight at 1 from the start and a minimum rate of 40 nats per molecule
-    # (--target-kl), so a molecule's code identifies it (README, "Rate control").
-    "moses-autoencoder": {
-        "model": {"embedding_dim": 64, "encoder_hidden": 256, "encoder_layers": 1,
-                  "bidirectional": False, "latent_dim": 64, "decoder_hidden": 384,
-                  "decoder_layers": 1, "dropout": 0.0},
-        "objective": {"kl_schedule": "constant", "kl_weight": 1.0, "free_bits": 0.0,
-                      "word_dropout": 0.0, "target_kl": 40.0},
-        "train": {"batch_size": 256, "lr": 2e-3, "lr_schedule": "cosine", "lr_warmup_steps": 100,
-                  "grad_clip": 5.0, "epochs": 10, "max_steps": 8000, "val_every": 1000},
-    },
-    # A sentence autoencoder for interpolation: the ptb network with tied embeddings, the KL
-    # weight at 1 from the start and a minimum rate of 80 nats per sentence (--target-kl),
-    # so that encoded sentences decode back to themselves (README, "Rate control").
-    "ptb-interpolate": {
-        "data": {"max_length": 100},
-        "tokenizer": {"kind": "word", "min_freq": 1},
-        "model": {"embedding_dim": 256, "encoder_hidden": 256, "encoder_layers": 1,
-                  "bidirectional": True, "latent_dim": 32, "decoder_hidden": 256,
-                  "decoder_layers": 1, "dropout": 0.3, "tie_weights": True},
-        "objective": {"kl_schedule": "constant", "kl_weight": 1.0, "free_bits": 0.0,
-                      "word_dropout": 0.0, "target_kl": 80.0},
-        "train": {"batch_size": 32, "lr": 1e-3, "lr_schedule": "constant", "grad_clip": 5.0,
-                  "epochs": 10, "early_stopping": 4, "val_every": 1315,
-                  "max_val_examples": None},
-    },
+}
+
+# The use-case presets reuse a network above, with a rate target (README, "Codes that carry
+# their input"): the KL weight at 1 from the start and a minimum rate in nats per sequence.
+RATE_OBJECTIVE = {"kl_schedule": "constant", "kl_weight": 1.0, "free_bits": 0.0,
+                  "word_dropout": 0.0}
+# molecules whose codes identify them: the cpu-small network at 40 nats, 8,000 steps
+PRESETS["moses-autoencoder"] = {
+    "model": PRESETS["cpu-small"]["model"],
+    "objective": {**RATE_OBJECTIVE, "target_kl": 40.0},
+    "train": {**PRESETS["cpu-small"]["train"], "max_steps": 8000, "val_every": 1000},
+}
+# sentences whose codes decode back to them: the ptb network with tied embeddings at 80 nats
+PRESETS["ptb-interpolate"] = {
+    "data": PRESETS["ptb"]["data"], "tokenizer": PRESETS["ptb"]["tokenizer"],
+    "model": {**PRESETS["ptb"]["model"], "tie_weights": True},
+    "objective": {**RATE_OBJECTIVE, "target_kl": 80.0},
+    "train": {**PRESETS["ptb"]["train"], "early_stopping": 4, "val_every": 1315},
 }
 
 
