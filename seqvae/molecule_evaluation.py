@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 
 from .api import TrainedVAE
 from .chemistry import PROPERTY_NAMES, canonical, properties
 from .files import atomic_write, cache_dir
+from .gaussian import gaussian_kl
 from .plots import plot_property_distributions
 from .reconstruction import greedy_reconstruction, stochastic_reconstruction
 from .moses_metrics import (WASSERSTEIN_PROPERTIES, chemnet_stats, cosine_similarity,
@@ -162,7 +164,7 @@ def reconstruction_metrics(vae: TrainedVAE, test: Sequence[str], n_greedy: int =
     chosen = [test[i] for i in rng.choice(len(test), size=min(n_greedy, len(test)), replace=False)]
     greedy = greedy_reconstruction(vae, chosen)
     mu, logvar = vae.encode_posterior(chosen, check=False)
-    kl = 0.5 * (mu ** 2 + np.exp(logvar) - 1.0 - logvar).sum(axis=1)
+    kl = gaussian_kl(torch.from_numpy(mu), torch.from_numpy(logvar)).sum(dim=1)
     result = {"reconstruction": greedy["share"], "reconstructed_molecules": greedy["molecules"],
               "kl": float(kl.mean())}
     if n_stochastic:
