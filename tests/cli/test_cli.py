@@ -221,3 +221,18 @@ def test_interpolate_warns_when_the_codes_carry_little(trained_text_run, capsys)
     assert main(["interpolate", str(trained_text_run), "the market fell", "he said"]) == 0
     warned = "warning: this model's codes carry only" in capsys.readouterr().err
     assert warned == (kl < 15)
+
+
+def test_models_lists_the_shipped_models_and_prints_a_card(capsys):
+    from seqvae.pretrained import models
+    shipped = models()
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    for name, entry in shipped.items():
+        assert any(line.split()[:1] == [name] and line.endswith(entry.description)
+                   for line in listing.splitlines()) and entry.headline in listing
+    name = sorted(shipped)[0]
+    assert main(["models", "--card", name]) == 0
+    assert capsys.readouterr().out.strip() == shipped[name].card().strip()
+    assert main(["models", "--card", "no-such-model"]) == 2
+    assert "shipped models are" in capsys.readouterr().err
