@@ -105,48 +105,65 @@ def plot_optimization_trajectory(result, start: str, png: str | Path | None = No
     return fig
 
 
-def plot_rate_distortion(rows: list[dict], png: str | Path) -> Path:
-    """The rate-distortion picture of a sweep (Alemi et al. 2018): distortion (the test
-    reconstruction NLL, nats) against rate (the test KL, nats), one point per target, each
-    labelled with its target; beside it how well the codes carry their inputs (reconstruction
-    of molecules, or exact match, BLEU and endpoint recovery of sentences) against the rate."""
+def plot_rate_distortion(series: list[dict] | dict[str, list[dict]], png: str | Path) -> Path:
+    """The rate-distortion picture of a sweep (Alemi et al. 2018), against the rate (the test
+    KL, nats) on every panel: the distortion (test reconstruction NLL, nats), each point
+    labelled with its target; how well the codes carry their inputs (greedy and sampled
+    reconstruction of molecules, or exact match, BLEU and endpoint recovery of sentences); and
+    for molecules what the rate costs the prior's samples (valid share and FCD/Test).
 
-    rows = sorted(rows, key=lambda r: r.get("kl", 0.0))
-    rate = [r.get("kl", float("nan")) for r in rows]
-    fig = Figure(figsize=(10, 4))
-    left, right = fig.subplots(1, 2)
-    distortion = [r.get("rec", float("nan")) for r in rows]
-    if any(d == d for d in distortion):  # NaN != NaN: molecules report no test rec
-        left.plot(rate, distortion, "o-")
+    ``series`` is one sweep's rows (``seqvae.sweep.collect_point``), or several sweeps by label
+    (e.g. SMILES and SELFIES), drawn in one colour each."""
+
+    if not isinstance(series, dict):
+        series = {"": series}
+    molecules = any("valid" in row for rows in series.values() for row in rows)
+    fig = Figure(figsize=(15 if molecules else 10, 4.2))
+    axes = fig.subplots(1, 3 if molecules else 2)
+    carry = ([("reconstruction", "greedy", "o-"),
+              ("reconstruction_stochastic", "10 z x 10 sampled", "s--")]
+             if molecules else [("exact_match", "exact match", "o-"), ("bleu", "BLEU-4", "s--"),
+                                ("endpoint_recovery", "endpoints", "^:")])
+    fcd_axis = axes[2].twinx() if molecules else None
+    for colour, (name, rows) in enumerate(series.items()):
+        rows = sorted(rows, key=lambda r: r.get("kl", 0.0))
+        rate = [r.get("kl", float("nan")) for r in rows]
+        c = f"C{colour}"
+        prefix = f"{name}: " if name else ""
+        distortion = [r.get("rec", float("nan")) for r in rows]
+        axes[0].plot(rate, distortion, "o-", color=c, label=name or None)
         for x, y, r in zip(rate, distortion, rows):
-            left.annotate(f"{r['target_kl']:g}", (x, y), textcoords="offset points", xytext=(4, 4),
-                          fontsize=8)
-        left.set_ylabel("distortion: reconstruction NLL (nats)")
-    else:
-        valid = [r.get("valid", float("nan")) for r in rows]
-        left.plot(rate, valid, "o-", label="valid prior samples")
-        fcd = [r.get("fcd/test", float("nan")) for r in rows]
-        twin = left.twinx()
-        twin.plot(rate, fcd, "s--", color="tab:red", label="FCD/Test")
-        twin.set_ylabel("FCD/Test (lower is better)", color="tab:red")
-        left.set_ylabel("share of valid prior samples")
-    left.set_xlabel("rate: KL (nats)")
-    left.set_title("the sweep's targets, at their measured rates", fontsize=10)
-    left.grid(alpha=0.3)
-    for key, label in (("reconstruction", "greedy reconstruction"),
-                       ("reconstruction_stochastic", "10 x 10 sampled reconstruction"),
-                       ("exact_match", "exact match (greedy)"), ("bleu", "BLEU-4 (greedy)"),
-                       ("endpoint_recovery", "endpoints recovered")):
-        values = [r.get(key) for r in rows]
-        if any(v is not None for v in values):
-            right.plot(rate, [float("nan") if v is None else v for v in values], "o-",
-                       label=label)
-    right.set_xlabel("rate: KL (nats)")
-    right.set_ylabel("share")
-    right.set_ylim(0, 1)
-    right.set_title("do the codes carry their inputs?", fontsize=10)
-    right.grid(alpha=0.3)
-    right.legend(fontsize=8)
+            if not np.isnan(y):  # NaN: a point evaluated without the likelihood block
+                axes[0].annotate(f"{r['target_kl']:g}", (x, y), textcoords="offset points",
+                                 xytext=(4, 4), fontsize=8, color=c)
+        for key, label, style in carry:
+            values = [r.get(key) for r in rows]
+            if any(v is not None for v in values):
+                axes[1].plot(rate, [float("nan") if v is None else v for v in values], style,
+                             color=c, label=prefix + label)
+        if molecules:
+            axes[2].plot(rate, [r.get("valid", float("nan")) for r in rows], "o-", color=c,
+                         label=prefix + "valid")
+            fcd_axis.plot(rate, [r.get("fcd/test", float("nan")) for r in rows], "x--", color=c,
+                          label=prefix + "FCD/Test")
+    axes[0].set_ylabel("distortion: test reconstruction NLL (nats)")
+    axes[0].set_title("rate against distortion (labels: target KL)", fontsize=10)
+    if len(series) > 1:
+        axes[0].legend(fontsize=8)
+    axes[1].set_ylabel("share of test inputs")
+    axes[1].set_ylim(0, 1)
+    axes[1].set_title("do the codes carry their inputs?", fontsize=10)
+    axes[1].legend(fontsize=8)
+    if molecules:
+        axes[2].set_ylabel("share of valid prior samples (o)")
+        fcd_axis.set_ylabel("FCD/Test, lower is better (x)")
+        axes[2].set_title("what the rate costs the prior's samples", fontsize=10)
+        lines = [h for ax in (axes[2], fcd_axis) for h in ax.get_legend_handles_labels()[0]]
+        axes[2].legend(lines, [h.get_label() for h in lines], fontsize=8)
+    for ax in axes:
+        ax.set_xlabel("rate: test KL (nats)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
     return save(fig, png)
 
 

@@ -24,7 +24,7 @@ from .plots import plot_rate_distortion
 # The columns of the sweep table, by corpus kind: (label, key in evaluate's JSON, format).
 MOLECULE_COLUMNS = [
     ("target KL", "target_kl", "{:g}"), ("test KL", "kl", "{:.1f}"),
-    ("recon. greedy", "reconstruction", "{:.3f}"),
+    ("distortion", "rec", "{:.2f}"), ("recon. greedy", "reconstruction", "{:.3f}"),
     ("recon. 10x10 sampled", "reconstruction_stochastic", "{:.3f}"),
     ("valid", "valid", "{:.3f}"), ("unique@10k", "unique@10k", "{:.3f}"),
     ("novelty", "novelty", "{:.3f}"), ("FCD/Test", "fcd/test", "{:.2f}"),
@@ -73,13 +73,16 @@ def _run_all(commands: list[tuple[list[str], Path]], parallel: int,
 
 def run_sweep(out: str | Path, rates: Sequence[float], train_args: Sequence[str],
               evaluate_args: Sequence[str] = (), parallel: int = 2,
-              log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+              log: Callable[[str], None] = print,
+              compare: Sequence[str | Path] = ()) -> list[dict[str, Any]]:
     """Train and evaluate one model per rate; returns one row per rate and writes
     ``sweep.csv``, ``sweep.md`` and ``rate_distortion.png`` into ``out``.
 
     Args:
         train_args: ``seqvae train`` flags shared by every point (corpus, preset, steps...).
         evaluate_args: ``seqvae evaluate`` flags (e.g. ``--n 3000`` or ``--k 500``).
+        compare: finished sweep folders drawn beside this one in the plot (e.g. the same
+            sweep on SELFIES), each labelled with its folder name.
     """
     out = Path(out)
     seqvae = [sys.executable, "-m", "seqvae"]
@@ -104,8 +107,19 @@ def run_sweep(out: str | Path, rates: Sequence[float], train_args: Sequence[str]
     _run_all(evaluations, parallel, log)
     rows = [collect_point(point_dir(out, rate), rate) for rate in rates]
     write_tables(rows, out)
-    plot_rate_distortion(rows, out / "rate_distortion.png")
+    series = {out.name: rows, **{Path(other).name: read_sweep(other) for other in compare}}
+    plot_rate_distortion(series if compare else rows, out / "rate_distortion.png")
     return rows
+
+
+def read_sweep(out: str | Path) -> list[dict[str, Any]]:
+    """The rows of a finished sweep folder: every ``kl<R>`` point with an evaluation."""
+    out = Path(out)
+    points = sorted(out.glob("kl*/evaluation.json"), key=lambda p: float(p.parent.name[2:]))
+    if not points:
+        raise SeqVAEError(f"{out} holds no evaluated sweep points (kl<R>/evaluation.json); "
+                          "run its seqvae sweep first")
+    return [collect_point(p.parent, float(p.parent.name[2:])) for p in points]
 
 
 def collect_point(folder: Path, rate: float) -> dict[str, Any]:

@@ -38,3 +38,37 @@ def test_the_table_uses_the_molecule_columns_for_molecules():
     rows = [{"target_kl": 40, "kl": 39.5, "reconstruction": 0.81, "valid": 0.9}]
     table = format_table(rows)
     assert "recon. greedy" in table and "| 40 | 39.5 | 0.810 |" in table
+
+
+def _molecule_point(folder: Path, rate: float, kl: float, valid: float) -> None:
+    folder.mkdir(parents=True)
+    (folder / "evaluation.json").write_text(json.dumps({
+        "likelihood": {"rec": 30.0 - kl / 2, "kl": kl + 1},
+        "molecules": {"kl": kl, "reconstruction": kl / 50, "reconstruction_stochastic": kl / 80,
+                      "valid": valid, "fcd/test": 1 + kl / 20}}))
+    (folder / "summary.json").write_text(json.dumps({"train_seconds": 120, "steps": 100}))
+
+
+def test_read_sweep_collects_every_point_and_the_plot_overlays_sweeps(tmp_path):
+    from seqvae.plots import plot_rate_distortion
+    from seqvae.sweep import read_sweep
+    for name, valid in (("smiles", 0.8), ("selfies", 1.0)):
+        for rate in (40, 5, 10):
+            _molecule_point(tmp_path / name / f"kl{rate:g}", rate, rate * 0.95, valid)
+    rows = read_sweep(tmp_path / "smiles")
+    # ordered by rate, the molecule block's KL wins over the likelihood block's
+    assert [r["target_kl"] for r in rows] == [5, 10, 40]
+    assert [r["kl"] for r in rows] == [4.75, 9.5, 38.0]
+    assert rows[0]["rec"] == 30.0 - 4.75 / 2 and rows[0]["train_minutes"] == 2
+    assert "| 5 | 4.8 | 27.62 | 0.095 |" in format_table(rows)
+    png = plot_rate_distortion({"smiles": rows, "selfies": read_sweep(tmp_path / "selfies")},
+                               tmp_path / "both.png")
+    assert png.stat().st_size > 20_000
+
+
+def test_read_sweep_of_an_empty_folder_says_what_to_do(tmp_path):
+    import pytest
+    from seqvae.errors import SeqVAEError
+    from seqvae.sweep import read_sweep
+    with pytest.raises(SeqVAEError, match="run its seqvae sweep first"):
+        read_sweep(tmp_path)

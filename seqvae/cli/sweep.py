@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--evaluate", default="", metavar="FLAGS",
                    help="flags for seqvae evaluate, in one quoted string (e.g. '--n 3000' for "
                         "molecules, '--k 500 --lm runs/ptb-lm' for text)")
+    p.add_argument("--compare", type=Path, nargs="+", default=[], metavar="SWEEP",
+                   help="finished sweep folders to draw beside this one in rate_distortion.png "
+                        "(e.g. the same sweep with --tokenizer selfies)")
     p.add_argument("train_args", nargs=argparse.REMAINDER,
                    help="-- then the seqvae train flags shared by every point")
     p.set_defaults(run=run)
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.parallel < 1 or any(r < 0 for r in args.rates):
         raise SeqVAEError("--parallel must be at least 1 and --rates not negative")
     rows = run_sweep(args.out, args.rates, train_args, args.evaluate.split(), args.parallel,
-                     log=err)
+                     log=err, compare=args.compare)
     print(format_table(rows))
     err(f"seqvae: wrote {args.out / 'sweep.md'}, {args.out / 'sweep.csv'} and "
         f"{args.out / 'rate_distortion.png'}")
