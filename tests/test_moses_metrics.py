@@ -22,6 +22,7 @@ def test_validity_uniqueness_and_novelty_by_hand():
     assert unique_at(valid, 10) == pytest.approx(3 / 4)         # fewer than k: share of those
     assert novelty(valid, {"CCO"}) == pytest.approx(2 / 3)      # c1ccccc1 and CCN are new
     assert fraction_valid([]) == 0.0 and unique_at([], 5) == 0.0
+    assert novelty([], {"CCO"}) == 0.0                          # nothing valid: nothing new
 
 
 def test_tanimoto_by_hand():
@@ -29,6 +30,11 @@ def test_tanimoto_by_hand():
     b = np.array([[1, 0, 1, 0], [1, 1, 0, 0], [0, 0, 0, 0]], dtype=np.uint8)
     expected = [[1 / 3, 1.0, 0.0], [0.0, 0.0, 1.0]]
     assert np.allclose(tanimoto(a, b), expected)
+    # one bit in the union: shared (1) or on one side only (0); float32, to halve the memory
+    # of the (chunk, reference) similarity matrices
+    one, none = np.array([[1, 0]], dtype=np.uint8), np.array([[0, 0]], dtype=np.uint8)
+    assert tanimoto(one, one)[0, 0] == 1.0 and tanimoto(one, none)[0, 0] == 0.0
+    assert tanimoto(a, b).dtype == np.float32
 
 
 def test_internal_diversity_by_hand():
@@ -37,12 +43,23 @@ def test_internal_diversity_by_hand():
     assert internal_diversity(fps, p=2) == pytest.approx(1 - math.sqrt(0.5))
     same = fingerprints(["CCO", "OCC"])
     assert internal_diversity(same) == pytest.approx(0.0)
+    # rows with different mean similarities (4/9, 4/9, 1/3), chunked or not; p defaults to 1
+    three = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.uint8)
+    rows = [(1 + 1 / 3 + 0) / 3, (1 / 3 + 1 + 0) / 3, (0 + 0 + 1) / 3]
+    assert internal_diversity(three) == pytest.approx(1 - np.mean(rows))
+    assert internal_diversity(three, chunk=2) == pytest.approx(1 - np.mean(rows))
+    assert internal_diversity(np.zeros((0, 4), dtype=np.uint8)) == 0.0
 
 
 def test_snn_by_hand():
     fps = np.array([[1, 1, 0, 0], [0, 0, 1, 1]], dtype=np.uint8)
     ref = np.array([[1, 1, 0, 0], [0, 0, 1, 0]], dtype=np.uint8)
     assert nearest_neighbour_similarity(fps, ref, chunk=1) == pytest.approx((1 + 0.5) / 2)
+    assert nearest_neighbour_similarity(fps[:1], ref[1:]) == 0.0            # one against one
+    assert nearest_neighbour_similarity(fps[1:], ref[1:]) == pytest.approx(0.5)
+    empty = np.zeros((0, 4), dtype=np.uint8)
+    assert nearest_neighbour_similarity(empty, ref) == 0.0
+    assert nearest_neighbour_similarity(fps, empty) == 0.0
 
 
 def test_fingerprints_are_morgan_1024():
@@ -72,6 +89,7 @@ def test_cosine_similarity_by_hand():
     assert cosine_similarity(Counter(a=1, b=1), Counter(a=1)) == pytest.approx(1 / math.sqrt(2))
     assert cosine_similarity(Counter(a=2), Counter(b=3)) == 0.0
     assert math.isnan(cosine_similarity(Counter(), Counter(a=1)))    # as molsets: undefined
+    assert math.isnan(cosine_similarity(Counter(a=0), Counter(b=1)))  # keys, but all counts 0
 
 
 def test_wasserstein_by_hand():
