@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqvae.moses_metrics import (cosine_similarity, fingerprints, fraction_valid,
-                                  fragment_counts, internal_diversity, nearest_neighbour_similarity,
-                                  passes_filters, property_values, scaffold_counts,
-                                  smarts_patterns, tanimoto, unique_at, valid_canonical,
-                                  wasserstein_metric, novelty)
+from seqvae.moses_metrics import (cosine_similarity, filter_pass_rate, fingerprints,
+                                  fraction_valid, fragment_counts, internal_diversity,
+                                  nearest_neighbour_similarity, novelty, passes_filters,
+                                  property_values, scaffold_counts, smarts_patterns, tanimoto,
+                                  unique_at, valid_canonical, wasserstein_metric)
 
 
 def test_validity_uniqueness_and_novelty_by_hand():
@@ -96,6 +96,7 @@ def test_wasserstein_by_hand():
     assert wasserstein_metric(np.array([0.0, 1.0]), np.array([0.0, 1.0])) == 0.0
     assert wasserstein_metric(np.array([0.0]), np.array([2.0, 4.0])) == pytest.approx(3.0)
     assert math.isnan(wasserstein_metric(np.array([]), np.array([1.0])))
+    assert wasserstein_metric(np.array([0.0]), np.array([2.0])) == pytest.approx(2.0)
     values = property_values(["CCO", "bad", "c1ccccc1"])
     assert set(values) == {"logP", "SA", "QED", "weight"} and len(values["weight"]) == 2
     assert values["weight"][0] == pytest.approx(46.069, abs=1e-3)
@@ -108,10 +109,21 @@ def test_filters():
     assert not passes_filters("C[N+](C)(C)C", [])                 # charged
     assert not passes_filters("CCP", [])                          # phosphorus is not allowed
     assert not passes_filters("C1CCCCCCCC1", [])                  # a 9-membered ring
+    assert not passes_filters("C1CCCCCCC1", [])                   # 8 atoms: molsets' limit
+    assert passes_filters("C1CCCCCC1", [])                        # 7 are allowed
     assert not passes_filters("nonsense", [])
     assert not passes_filters("", [])
     assert not passes_filters("c1ccc(C=CC#N)cc1", smarts_patterns(
         "names,smarts\nMCF1,[#6]=&!@[#6]-[#6]#[#7]\n", 1, header=True))
+    assert filter_pass_rate([], patterns) == 0.0
+
+
+def test_smarts_tables_header_and_short_rows():
+    # a header is skipped even when its cell reads as SMARTS ("O"); without one, the first row
+    # is a pattern; rows without the column are skipped
+    assert len(smarts_patterns("name,O\nnitro,[N+](=O)[O-]\n", 1, header=True)) == 1
+    assert len(smarts_patterns("[N+](=O)[O-]\nC#N\n", 0, header=False)) == 2
+    assert len(smarts_patterns("name,smarts\nshort\nnitrile,C#N\n", 1, header=True)) == 1
 
 
 def test_fcd_is_zero_to_itself_and_positive_to_another_set(smiles_file):
