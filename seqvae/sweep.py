@@ -31,7 +31,7 @@ MOLECULE_COLUMNS = [
     ("IntDiv1", "intdiv1", "{:.3f}"), ("train min", "train_minutes", "{:.0f}")]
 TEXT_COLUMNS = [
     ("target KL", "target_kl", "{:g}"), ("IW-NLL", "nll", "{:.2f}"), ("PPL", "perplexity", "{:.1f}"),
-    ("KL", "kl", "{:.1f}"), ("MI", "mutual_information", "{:.2f}"),
+    ("KL", "kl", "{:.1f}"), ("distortion", "rec", "{:.2f}"), ("MI", "mutual_information", "{:.2f}"),
     ("AU", "active_units", "{}"), ("exact", "exact_match", "{:.3f}"), ("BLEU", "bleu", "{:.3f}"),
     ("endpoints", "endpoint_recovery", "{:.2f}"),
     ("interp. NLL/token (LM)", "interpolation_fluency", "{:.2f}"),
