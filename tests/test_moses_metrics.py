@@ -137,6 +137,10 @@ def test_fcd_is_zero_to_itself_and_positive_to_another_set(smiles_file):
     # given the statistics instead of the molecules, the same distance without ChemNet
     assert frechet_chemnet_distance(chemnet_stats(b), stats) == pytest.approx(
         frechet_chemnet_distance(b, stats))
+    # a covariance needs two molecules: two are enough, one is a clear error
+    assert chemnet_stats(a[:2])[1].shape == (512, 512)
+    with pytest.raises(ValueError, match="FCD needs at least two molecules"):
+        chemnet_stats(a[:1])
 
 
 # --- Agreement with the reference implementation -------------------------------------------
