@@ -114,12 +114,18 @@ def run_sweep(out: str | Path, rates: Sequence[float], train_args: Sequence[str]
 
 def read_sweep(out: str | Path) -> list[dict[str, Any]]:
     """The rows of a finished sweep folder: every ``kl<R>`` point with an evaluation."""
-    out = Path(out)
-    points = sorted(out.glob("kl*/evaluation.json"), key=lambda p: float(p.parent.name[2:]))
+    def rate_of(folder: Path) -> float | None:
+        try:
+            return float(folder.name[2:])
+        except ValueError:  # a folder such as kl40-old is not a point
+            return None
+
+    points = {rate_of(p.parent): p.parent for p in Path(out).glob("kl*/evaluation.json")}
+    points.pop(None, None)
     if not points:
         raise SeqVAEError(f"{out} holds no evaluated sweep points (kl<R>/evaluation.json); "
                           "run its seqvae sweep first")
-    return [collect_point(p.parent, float(p.parent.name[2:])) for p in points]
+    return [collect_point(points[rate], rate) for rate in sorted(points)]
 
 
 def collect_point(folder: Path, rate: float) -> dict[str, Any]:

@@ -55,6 +55,7 @@ def test_read_sweep_collects_every_point_and_the_plot_overlays_sweeps(tmp_path):
     for name, valid in (("smiles", 0.8), ("selfies", 1.0)):
         for rate in (40, 5, 10):
             _molecule_point(tmp_path / name / f"kl{rate:g}", rate, rate * 0.95, valid)
+    _molecule_point(tmp_path / "smiles" / "kl40-old", 40, 1.0, 0.5)   # not a point: skipped
     rows = read_sweep(tmp_path / "smiles")
     # ordered by rate, the molecule block's KL wins over the likelihood block's
     assert [r["target_kl"] for r in rows] == [5, 10, 40]
