@@ -81,13 +81,35 @@ def randomized_smiles(smiles: str, seed: int) -> str | None:
 TARGET_PROPERTIES = ("logp", "qed", "sa", "plogp")
 
 
+def ring_penalty(mol: Chem.Mol) -> int:
+    """max(0, size of the largest ring - 6); 0 without rings."""
+    return max(0, max((len(r) for r in mol.GetRingInfo().AtomRings()), default=0) - 6)
+
+
 def penalized_logp(mol: Chem.Mol) -> float:
-    """Penalised logP, unnormalised: Crippen logP - SA score - ring penalty, where the ring
-    penalty is max(0, size of the largest ring - 6) (0 without rings). This is the variant of
-    You et al. 2018 (GCPN) without the ZINC normalisation of Jin et al. 2018's JT-VAE code."""
-    rings = [len(r) for r in mol.GetRingInfo().AtomRings()]
-    ring_penalty = max(0, max(rings, default=0) - 6)
-    return Crippen.MolLogP(mol) - _sascorer().calculateScore(mol) - ring_penalty
+    """Penalised logP, unnormalised: Crippen logP - SA score - :func:`ring_penalty`. This is
+    the variant of You et al. 2018 (GCPN) without the ZINC normalisation of Jin et al. 2018's
+    JT-VAE code (:func:`normalized_penalized_logp`)."""
+    return Crippen.MolLogP(mol) - _sascorer().calculateScore(mol) - ring_penalty(mol)
+
+
+# Jin et al. 2018 (JT-VAE) standardise each term of penalised logP by its mean and standard
+# deviation over ZINC-250k; these are the constants of their code. With them, scores are on
+# the scale of JT-VAE's and MoFlow's tables.
+JTVAE_PLOGP_NORMALISATION = {"logp": (2.4570953396190123, 1.434324401111988),
+                             "minus_sa": (-3.0525811293166134, 0.8335207024513095),
+                             "minus_ring": (-0.0485696876403053, 0.2860212110245455)}
+
+
+def normalized_penalized_logp(smiles: str) -> float | None:
+    """Penalised logP as JT-VAE scores it: the sum of the standardised terms logP, -SA and
+    -ring penalty (:data:`JTVAE_PLOGP_NORMALISATION`); None when RDKit cannot parse it."""
+    mol = to_molecule(smiles)
+    if mol is None:
+        return None
+    terms = {"logp": Crippen.MolLogP(mol), "minus_sa": -_sascorer().calculateScore(mol),
+             "minus_ring": -ring_penalty(mol)}
+    return sum((terms[k] - mean) / sd for k, (mean, sd) in JTVAE_PLOGP_NORMALISATION.items())
 
 
 def target_properties(smiles: str) -> tuple[float, float, float, float] | None:

@@ -21,9 +21,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .api import TrainedVAE
-from .chemistry import TARGET_PROPERTIES, canonical, compute_properties, target_properties
+from .chemistry import (TARGET_PROPERTIES, canonical, compute_properties,
+                        normalized_penalized_logp, target_properties)
 from .errors import SeqVAEError
 from .moses_metrics import fingerprints, tanimoto
+from .parallel import parallel_map
 
 OBJECTIVES = ("qed", "logp", "plogp")
 CSV_FIELDS = ["start", "step", "smiles", "valid", "true_property", "predicted_property",
@@ -75,6 +77,18 @@ class OptimizationResult:
             failures counting as 0).
         """
         return constrained_summary(self.rows, self.start_values, delta)
+
+    def normalized(self) -> "OptimizationResult":
+        """The same decodes scored with JT-VAE's normalised penalised logP
+        (:func:`~seqvae.chemistry.normalized_penalized_logp`), so that :meth:`constrained`
+        gives figures on the scale of Jin et al. 2018's table. Only for the plogp objective."""
+        if self.objective != "plogp":
+            raise SeqVAEError("the JT-VAE normalisation is defined for --objective plogp only")
+        smiles = sorted(set(self.start_values) | {r["smiles"] for r in self.rows if r["valid"]})
+        score = dict(zip(smiles, parallel_map(normalized_penalized_logp, smiles, chunksize=500)))
+        rows = [{**r, "true_property": score[r["smiles"]]} if r["valid"] else r for r in self.rows]
+        return OptimizationResult(self.objective, rows, self.decodes, self.valid_decodes,
+                                  {s: score[s] for s in self.start_values})
 
     def write_csv(self, path: str | Path) -> None:
         with open(path, "w", newline="") as fh:

@@ -27,3 +27,22 @@ def test_properties_of_paracetamol():
     assert p["logp"] == pytest.approx(1.35, abs=0.05)             # Crippen
     assert 0.5 < p["qed"] < 0.7 and 1 < p["sa"] < 2
     assert properties("not a molecule") is None
+
+
+def test_normalized_penalized_logp_uses_jtvae_constants():
+    from rdkit import Chem
+    from rdkit.Chem import Crippen
+    from seqvae.chemistry import _sascorer, normalized_penalized_logp, ring_penalty
+
+    def by_hand(smiles, ring):
+        mol = Chem.MolFromSmiles(smiles)
+        sa = _sascorer().calculateScore(mol)
+        return ((Crippen.MolLogP(mol) - 2.4570953396190123) / 1.434324401111988
+                + (-sa + 3.0525811293166134) / 0.8335207024513095
+                + (-ring + 0.0485696876403053) / 0.2860212110245455)
+
+    assert ring_penalty(Chem.MolFromSmiles("CCO")) == 0
+    assert ring_penalty(Chem.MolFromSmiles("C1CCCCCCC1")) == 2          # 8 atoms: 8 - 6
+    for smiles, ring in (("CCO", 0), ("c1ccccc1", 0), ("C1CCCCCCC1", 2)):
+        assert normalized_penalized_logp(smiles) == pytest.approx(by_hand(smiles, ring))
+    assert normalized_penalized_logp("not a molecule") is None

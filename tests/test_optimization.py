@@ -143,3 +143,26 @@ def test_constrained_benchmark_from_the_lowest_test_molecules(vae, trained_smile
                  "--similarity-min", "0.4", "0.6"]) == 0
     printed = capsys.readouterr().out
     assert "constrained (delta 0.4)" in printed and "constrained (delta 0.6)" in printed
+    assert printed.count("normalised as JT-VAE") == 2
+
+
+def test_normalized_rescoring_replaces_every_score_with_jtvae_s():
+    from seqvae.chemistry import normalized_penalized_logp
+    from seqvae.optimization import OptimizationResult
+    start = "CCO"
+    rows = [_row(start, "CCCO", 99.0, 0.5), _row(start, "CCCCCCCCO", -99.0, 0.45),
+            _row(start, "bad", None, None, valid=False)]
+    ours = OptimizationResult("plogp", rows, decodes=3, valid_decodes=2, start_values={start: 0.0})
+    theirs = ours.normalized()
+    scores = [r["true_property"] for r in theirs.rows]
+    assert scores[:2] == pytest.approx([normalized_penalized_logp("CCCO"),
+                                        normalized_penalized_logp("CCCCCCCCO")])
+    assert scores[2] is None and theirs.decodes == 3 and theirs.valid_decodes == 2
+    assert theirs.start_values == pytest.approx({start: normalized_penalized_logp(start)})
+    # the octanol decode, which our made-up scores called worse, wins under JT-VAE's score
+    assert scores[1] > scores[0] > theirs.start_values[start]
+    assert theirs.constrained(0.4)["improvement"] == pytest.approx(
+        scores[1] - theirs.start_values[start])
+    assert ours.constrained(0.4)["improvement"] == pytest.approx(99.0)
+    with pytest.raises(SeqVAEError, match="plogp only"):
+        OptimizationResult("qed", rows).normalized()
