@@ -86,11 +86,18 @@ def ring_penalty(mol: Chem.Mol) -> int:
     return max(0, max((len(r) for r in mol.GetRingInfo().AtomRings()), default=0) - 6)
 
 
+def plogp_terms(mol: Chem.Mol) -> dict[str, float]:
+    """The three terms penalised logP adds up: Crippen logP, minus the SA score, minus
+    :func:`ring_penalty`."""
+    return {"logp": Crippen.MolLogP(mol), "minus_sa": -_sascorer().calculateScore(mol),
+            "minus_ring": -ring_penalty(mol)}
+
+
 def penalized_logp(mol: Chem.Mol) -> float:
-    """Penalised logP, unnormalised: Crippen logP - SA score - :func:`ring_penalty`. This is
-    the variant of You et al. 2018 (GCPN) without the ZINC normalisation of Jin et al. 2018's
-    JT-VAE code (:func:`normalized_penalized_logp`)."""
-    return Crippen.MolLogP(mol) - _sascorer().calculateScore(mol) - ring_penalty(mol)
+    """Penalised logP, unnormalised: the sum of :func:`plogp_terms`. This is the variant of
+    You et al. 2018 (GCPN) without the ZINC normalisation of Jin et al. 2018's JT-VAE code
+    (:func:`normalized_penalized_logp`)."""
+    return sum(plogp_terms(mol).values())
 
 
 # Jin et al. 2018 (JT-VAE) standardise each term of penalised logP by its mean and standard
@@ -107,8 +114,7 @@ def normalized_penalized_logp(smiles: str) -> float | None:
     mol = to_molecule(smiles)
     if mol is None:
         return None
-    terms = {"logp": Crippen.MolLogP(mol), "minus_sa": -_sascorer().calculateScore(mol),
-             "minus_ring": -ring_penalty(mol)}
+    terms = plogp_terms(mol)
     return sum((terms[k] - mean) / sd for k, (mean, sd) in JTVAE_PLOGP_NORMALISATION.items())
 
 
@@ -117,8 +123,8 @@ def target_properties(smiles: str) -> tuple[float, float, float, float] | None:
     mol = to_molecule(smiles)
     if mol is None:
         return None
-    return (Crippen.MolLogP(mol), QED.qed(mol), _sascorer().calculateScore(mol),
-            penalized_logp(mol))
+    terms = plogp_terms(mol)  # logP and SA once: SA is the slow one (~1 ms)
+    return (terms["logp"], QED.qed(mol), -terms["minus_sa"], sum(terms.values()))
 
 
 def draw_molecules(smiles: Sequence[str], legends: Sequence[str] | None = None,
