@@ -59,7 +59,8 @@ def flops_per_token(config: Config, vocab_size: int) -> tuple[int, int]:
     """Forward FLOPs per encoder token and per decoder token of the model."""
     m = config.model
     emb = m.embedding_dim or vocab_size
-    encoder = _gru_flops(emb, m.encoder_hidden, m.encoder_layers, 2 if m.bidirectional else 1)
+    encoder = (_gru_flops(emb, m.encoder_hidden, m.encoder_layers, 2 if m.bidirectional else 1)
+               if m.latent_dim else 0)   # a language model (latent_dim 0) has no encoder
     decoder = _gru_flops(emb + m.latent_dim, m.decoder_hidden, m.decoder_layers)
     if m.tie_weights:
         decoder += 2 * m.decoder_hidden * emb + 2 * emb * vocab_size
@@ -120,28 +121,32 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
     train_seconds = time.perf_counter() - start
 
     model.eval()
-    log(f"seqvae bench: sampling {n_sample} sequences from the prior (temperature 1, "
-        f"max length {max_len})")
-    generator = torch.Generator(device=device).manual_seed(0)
-    sync()
-    start = time.perf_counter()
-    lengths_sampled = []
-    for first in range(0, n_sample, sample_batch):
-        z = torch.randn(min(sample_batch, n_sample - first), config.model.latent_dim,
-                        device=device, generator=generator)
-        ids = decode(model, z, tok.bos_id, tok.eos_id, tok.pad_id, "sample", max_len,
-                     generator=generator)
-        lengths_sampled.append((ids != tok.pad_id).sum(1).cpu())
-    sync()
-    sample_seconds = time.perf_counter() - start
+    sample_rate = sample_length = encode_rate = None   # None: that part was skipped (n = 0)
+    if n_sample:
+        log(f"seqvae bench: sampling {n_sample} sequences from the prior (temperature 1, "
+            f"max length {max_len})")
+        generator = torch.Generator(device=device).manual_seed(0)
+        sync()
+        start = time.perf_counter()
+        lengths_sampled = []
+        for first in range(0, n_sample, sample_batch):
+            z = torch.randn(min(sample_batch, n_sample - first), config.model.latent_dim,
+                            device=device, generator=generator)
+            ids = decode(model, z, tok.bos_id, tok.eos_id, tok.pad_id, "sample", max_len,
+                         generator=generator)
+            lengths_sampled.append((ids != tok.pad_id).sum(1).cpu())
+        sync()
+        sample_rate = round(n_sample / (time.perf_counter() - start), 1)
+        sample_length = round(float(torch.cat(lengths_sampled).float().mean()), 1)
 
-    test = data.splits.get("test", split).subset(n_encode)
-    log(f"seqvae bench: encoding {len(test)} test sequences")
-    sync()
-    start = time.perf_counter()
-    TrainedVAE(config, tok, model).encode_means(test, ENCODE_BATCH)
-    sync()
-    encode_seconds = time.perf_counter() - start
+    if n_encode:
+        test = data.splits.get("test", split).subset(n_encode)
+        log(f"seqvae bench: encoding {len(test)} test sequences")
+        sync()
+        start = time.perf_counter()
+        TrainedVAE(config, tok, model).encode_means(test, ENCODE_BATCH)
+        sync()
+        encode_rate = round(len(test) / (time.perf_counter() - start), 1)
 
     peak = matmul_peak_gflops() if device.type == "cpu" else None
     achieved = flops / train_seconds / 1e9
@@ -152,9 +157,8 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
         "batch_size": config.train.batch_size, "steps": steps,
         "train_tok_per_s": round(tokens / train_seconds, 1),
         "train_mol_per_s": round(molecules / train_seconds, 1),
-        "sample_mol_per_s": round(n_sample / sample_seconds, 1),
-        "sample_mean_length": round(float(torch.cat(lengths_sampled).float().mean()), 1),
-        "encode_mol_per_s": round(len(test) / encode_seconds, 1),
+        "sample_mol_per_s": sample_rate, "sample_mean_length": sample_length,
+        "encode_mol_per_s": encode_rate,
         "train_gflop_per_s": round(achieved, 1),
         "matmul_peak_gflop_per_s": round(peak, 1) if peak else None,
         "fraction_of_peak": round(achieved / peak, 3) if peak else None,

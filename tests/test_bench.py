@@ -25,6 +25,14 @@ def test_flops_per_token_of_the_moses_preset():
     assert dec == 6 * 512 * (30 + 128 + 512) + 2 * 6 * 512 * 1024 + 2 * 512 * 30
 
 
+def test_a_language_model_has_no_encoder_flops():
+    config = preset("ptb").override("model", latent_dim=0, tie_weights=True)
+    enc, dec = flops_per_token(config, vocab_size=100)
+    assert enc == 0
+    # decoder GRU on the embedding alone, then hidden -> embedding -> vocabulary (tied)
+    assert dec == 6 * 256 * (256 + 256) + 2 * 256 * 256 + 2 * 256 * 100
+
+
 def test_matmul_peak_is_positive():
     assert matmul_peak_gflops(n=256, seconds=0.2) > 0.1
 
@@ -67,3 +75,22 @@ def test_a_failing_peer_is_one_clear_error(tmp_path):
     peer.write_text('echo "no moses here" >&2\nexit 3\n')
     with pytest.raises(SeqVAEError, match="no moses here"):
         run_peer(peer, batch=8, steps=1, n_sample=1, log=lambda _: None)
+
+
+def test_bench_skips_sampling_and_encoding_when_asked(smiles_file):
+    result = bench(tiny_config(smiles_file), resolve_device("cpu"), steps=1, warmup=0,
+                   n_sample=0, n_encode=0, log=lambda _: None)
+    assert result["train_tok_per_s"] > 0
+    assert result["sample_mol_per_s"] is None and result["sample_mean_length"] is None
+    assert result["encode_mol_per_s"] is None
+    rows = {line[:26].strip(): line[26:].strip() for line in format_bench({"seqvae": result}).splitlines()}
+    assert rows["sampling molecules/s"] == "-" and rows["encoding molecules/s"] == "-"
+
+
+@pytest.mark.parametrize("flag, value", [("--steps", "0"), ("--n-sample", "-1"),
+                                         ("--n-encode", "-5")])
+def test_bench_command_rejects_impossible_counts(smiles_file, capsys, flag, value):
+    from seqvae.cli import main
+    rc = main(["bench", "--preset", "cpu-small", "--data", str(smiles_file), flag, value])
+    assert rc != 0
+    assert f"{flag} must be at least" in capsys.readouterr().err

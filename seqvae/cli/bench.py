@@ -10,6 +10,7 @@ import torch
 from ..bench import bench, run_peer
 from ..config import PRESETS, preset
 from ..devices import resolve_device
+from ..errors import SeqVAEError
 from .common import add_config_flags, config_from_args, err
 from .report import format_bench
 
@@ -23,10 +24,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--preset", choices=sorted(PRESETS), default="moses")
     p.add_argument("--steps", type=int, default=20, help="timed training steps")
     p.add_argument("--warmup", type=int, default=3, help="untimed training steps first")
-    p.add_argument("--n-sample", type=int, default=1000, help="sequences sampled from the prior")
+    p.add_argument("--n-sample", type=int, default=1000,
+                   help="sequences sampled from the prior (0: skip sampling)")
     p.add_argument("--sample-batch", type=int, default=512, help="sampling batch size")
     p.add_argument("--max-len", type=int, default=100, help="sampling length limit")
-    p.add_argument("--n-encode", type=int, default=5000, help="test sequences encoded")
+    p.add_argument("--n-encode", type=int, default=5000, help="test sequences encoded (0: skip)")
     p.add_argument("--peer", type=Path, default=None,
                    help="also run this baseline script (../shared/bench/peer_moses.sh) with the "
                    "same batch, steps and samples, and print both side by side")
@@ -36,6 +38,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
+    for flag, value, least in (("--steps", args.steps, 1), ("--warmup", args.warmup, 0),
+                               ("--n-sample", args.n_sample, 0), ("--n-encode", args.n_encode, 0),
+                               ("--sample-batch", args.sample_batch, 1), ("--max-len", args.max_len, 1)):
+        if value < least:
+            raise SeqVAEError(f"{flag} must be at least {least} (got {value})")
     config = config_from_args(args, preset(args.preset)).validate()
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
