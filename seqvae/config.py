@@ -63,6 +63,9 @@ class ModelConfig:
     decoder_hidden: int = _f(512, "decoder GRU units")
     decoder_layers: int = _f(1, "decoder GRU layers")
     dropout: float = _f(0.0, "dropout between GRU layers and on decoder outputs")
+    embedding_dropout: float = _f(0.0, "dropout on the decoder's input embeddings, the one "
+                                  "non-recurrent connection --dropout leaves out (Zaremba et al. "
+                                  "2014); regularises a large text decoder")
     tie_weights: bool = _f(False, "tie the output projection to the embedding (Press & Wolf 2017)")
     property_head: int = _f(0, "SMILES: hidden units of an MLP on z predicting logP, QED, SA and "
                             "penalised logP, trained jointly (Gómez-Bombarelli et al. 2018); 0: none")
@@ -159,7 +162,7 @@ class Config:
                         "objective": ("kl_weight", "kl_start_step", "free_bits", "property_weight",
                                       "ae_pretrain_steps", "target_kl", "target_kl_lr"),
                         "train": ("lr", "lr_warmup_steps", "min_lr_ratio", "grad_clip")}
-        shares = {"model": ("dropout",), "objective": ("word_dropout", "kl_cycle_ratio")}
+        shares = {"model": ("dropout", "embedding_dropout"), "objective": ("word_dropout", "kl_cycle_ratio")}
 
         def flag(name: str) -> str:
             return "--" + {"kind": "tokenizer", "source": "data"}.get(name, name).replace("_", "-")

@@ -57,6 +57,7 @@ class SeqVAE(nn.Module):
         self.decoder = make_cell(c.cell, emb + c.latent_dim, c.decoder_hidden, c.decoder_layers,
                                  c.dropout)
         self.output_dropout = nn.Dropout(c.dropout)
+        self.embedding_dropout = nn.Dropout(c.embedding_dropout)
         self.property_head = None
         if c.property_head:
             self.property_head = PropertyHead(c.latent_dim, c.property_head)
@@ -152,7 +153,8 @@ class SeqVAE(nn.Module):
         """
         if hidden is None:
             hidden = self.initial_hidden(z)
-        return self.decoder.run(self.embedding(inputs), hidden, static_input=z)   # z every step
+        embedded = self.embedding_dropout(self.embedding(inputs))
+        return self.decoder.run(embedded, hidden, static_input=z)   # z every step
 
     def project(self, states: Tensor) -> Tensor:
         """Vocabulary scores of decoder outputs: (..., H) -> (..., V)."""

@@ -178,3 +178,16 @@ def test_latent_dim_zero_is_a_language_model():
         again = model(tokens, lengths, return_logits=True)
         assert torch.allclose(again.logits, out.logits.detach(), atol=1e-5)
         assert torch.allclose(again.rec, out.rec.detach(), atol=1e-5)
+
+
+def test_embedding_dropout_acts_on_the_decoder_inputs_in_training_only():
+    # With every input embedding dropped, the decoder sees only z: two different token
+    # sequences get the same scores in training mode, and their own scores in eval mode.
+    model = tiny(embedding_dropout=1.0)
+    z = torch.randn(1, 5)
+    a, b = batch([6], seed=1)[0], batch([6], seed=2)[0]
+    assert not torch.equal(a, b)
+    model.train()
+    assert torch.equal(model.forward_decoder(a, z)[0], model.forward_decoder(b, z)[0])
+    model.eval()
+    assert not torch.allclose(model.forward_decoder(a, z)[0], model.forward_decoder(b, z)[0])
