@@ -73,6 +73,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MB
 
 
+def _time_sampling(model: SeqVAE, tok, n: int, batch: int, max_len: int,
+                   sync: Callable[[], None]) -> tuple[float, float]:
+    """Sequences per second of temperature-1 sampling from the prior, and their mean length."""
+    device = model.device
+    generator = torch.Generator(device=device).manual_seed(0)
+    sync()
+    start = time.perf_counter()
+    lengths = []
+    for first in range(0, n, batch):
+        z = torch.randn(min(batch, n - first), model.config.latent_dim, device=device,
+                        generator=generator)
+        ids = decode(model, z, tok.bos_id, tok.eos_id, tok.pad_id, "sample", max_len,
+                     generator=generator)
+        lengths.append((ids != tok.pad_id).sum(1).cpu())
+    sync()
+    rate = round(n / (time.perf_counter() - start), 1)
+    return rate, round(float(torch.cat(lengths).float().mean()), 1)
+
+
 def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3,
           n_sample: int = 1000, sample_batch: int = 512, max_len: int = 100,
           n_encode: int = 5000, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -125,20 +144,8 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
     if n_sample:
         log(f"seqvae bench: sampling {n_sample} sequences from the prior (temperature 1, "
             f"max length {max_len})")
-        generator = torch.Generator(device=device).manual_seed(0)
-        sync()
-        start = time.perf_counter()
-        lengths_sampled = []
-        for first in range(0, n_sample, sample_batch):
-            z = torch.randn(min(sample_batch, n_sample - first), config.model.latent_dim,
-                            device=device, generator=generator)
-            ids = decode(model, z, tok.bos_id, tok.eos_id, tok.pad_id, "sample", max_len,
-                         generator=generator)
-            lengths_sampled.append((ids != tok.pad_id).sum(1).cpu())
-        sync()
-        sample_rate = round(n_sample / (time.perf_counter() - start), 1)
-        sample_length = round(float(torch.cat(lengths_sampled).float().mean()), 1)
-
+        sample_rate, sample_length = _time_sampling(model, tok, n_sample, sample_batch, max_len,
+                                                    sync)
     if n_encode:
         test = data.splits.get("test", split).subset(n_encode)
         log(f"seqvae bench: encoding {len(test)} test sequences")
