@@ -17,6 +17,12 @@ def linear_path(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
     return (1 - t) * a[None] + t * b[None]
 
 
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """The cosine of the angle between two non-zero codes, unclipped: (D,), (D,) -> float.
+    Rounded in floating point, it can fall a few ulps outside [-1, 1]."""
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
 def slerp_path(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
     """Spherical interpolation from a to b, both included: (D,), (D,) -> (steps, D).
 
@@ -27,7 +33,8 @@ def slerp_path(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     if na == 0 or nb == 0:
         return linear_path(a, b, steps)
-    cos = np.clip(np.dot(a, b) / (na * nb), -1.0, 1.0)
+    # Rounding can put the cosine of (anti)parallel codes just past +-1, where arccos is NaN.
+    cos = np.clip(cosine(a, b), -1.0, 1.0)
     omega = np.arccos(cos)
     if omega < 1e-4:
         return linear_path(a, b, steps)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from seqvae import interpolation
 from seqvae.interpolation import dimension_sweep, path
 
 
@@ -59,15 +60,28 @@ def test_slerp_from_or_to_the_origin_is_the_linear_path():
                        1.5 * np.array([1.0, 1.0, 0.0]) / np.sqrt(2), atol=1e-6)
 
 
-def test_slerp_survives_rounding_of_the_cosine_past_plus_or_minus_one():
-    # for these codes the computed cosine is 1 + 2e-16 and -1 - 2e-16; arccos of either is NaN
+def test_slerp_survives_rounding_of_the_cosine_past_plus_or_minus_one(monkeypatch):
+    # Whether a dot product rounds past +-1 depends on the CPU's BLAS and SIMD width, so the
+    # rounded cosines are built by hand: one ulp above 1 and one below -1.
+    above, below = np.nextafter(1.0, 2.0), np.nextafter(-1.0, -2.0)
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(np.arccos(above)) and np.isnan(np.arccos(below))  # what the clip guards
     x = np.array([0.1257302210933933, -0.1321048632913019, 0.6404226504432821])
-    assert np.dot(x, 5 * x) / (np.linalg.norm(x) * np.linalg.norm(5 * x)) > 1
-    assert np.allclose(path(x, 5 * x, 5, "slerp"), path(x, 5 * x, 5, "linear"), atol=1e-6)
+    monkeypatch.setattr(interpolation, "cosine", lambda a, b: above)
+    parallel = path(x, 5 * x, 5, "slerp")
+    assert np.isfinite(parallel).all()
+    assert np.allclose(parallel, path(x, 5 * x, 5, "linear"), atol=1e-6)
     y = np.array([0.10490011715303971, -0.535669373161111, 0.36159505490948474])
-    assert np.dot(y, -0.7 * y) / (np.linalg.norm(y) * np.linalg.norm(0.7 * y)) < -1
+    monkeypatch.setattr(interpolation, "cosine", lambda a, b: below)
     opposite = path(y, -0.7 * y, 3, "slerp")           # the great circle is undefined, but
+    assert np.isfinite(opposite).all()
     assert np.allclose(opposite[[0, 2]], [y, -0.7 * y], atol=1e-6)  # the endpoints hold
+
+
+def test_cosine_is_the_unclipped_cosine():
+    assert interpolation.cosine(np.array([1.0, 0.0]), np.array([0.0, 3.0])) == 0.0
+    assert interpolation.cosine(np.array([1.0, 1.0]), np.array([-2.0, -2.0])) == pytest.approx(-1.0)
+    assert interpolation.cosine(np.array([3.0, 4.0]), np.array([4.0, 3.0])) == pytest.approx(24 / 25)
 
 
 def test_two_steps_are_the_endpoints_and_low_precision_inputs_are_computed_in_double():
