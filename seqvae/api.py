@@ -19,16 +19,15 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint
-from .chemistry import is_valid, validity_and_uniqueness
 from .config import Config
 from .data import PreparedData, TokenizedSplit, collate, prepare_data
 from .decoding import decode as decode_ids
 from .devices import resolve_device
 from .errors import SeqVAEError
-from .interpolation import path as latent_path
 from .model import SeqVAE
+from .molecules.chemistry import is_valid, validity_and_uniqueness
+from .text.interpolation import path as latent_path
 from .tokenizers import Tokenizer
-
 
 # Below this validation KL (nats per sequence) a model's codes identify little of their input.
 LOW_RATE_NATS = 15.0
@@ -206,7 +205,7 @@ class TrainedVAE:
         Args:
             start, end: sentences/SMILES (encoded to their posterior means) or codes (D,).
             steps: points on the path, both endpoints included.
-            path: ``linear`` or ``slerp`` (see :mod:`seqvae.interpolation`).
+            path: ``linear`` or ``slerp`` (see :mod:`seqvae.text.interpolation`).
             method: how each point is decoded (greedy, beam or sample).
         Returns:
             ``steps`` strings, from start to end.

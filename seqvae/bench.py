@@ -27,8 +27,14 @@ from .decoding import decode
 from .errors import SeqVAEError
 from .model import SeqVAE
 from .training.run import check_data, log_data
-from .training.step import (end_pretraining, make_optimizer, pretraining_ends, set_learning_rate,
-                            step_draws, train_step)
+from .training.step import (
+    end_pretraining,
+    make_optimizer,
+    pretraining_ends,
+    set_learning_rate,
+    step_draws,
+    train_step,
+)
 
 KIB_PER_MB = 1024   # Linux reports the peak resident set size in KiB
 ENCODE_BATCH = 512  # test sequences per encoder call

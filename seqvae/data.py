@@ -15,12 +15,20 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .chemistry import canonical, is_valid, randomized_smiles
 from .config import DataConfig, TokenizerConfig
-from .corpora import Corpus, load_corpus
+from .corpora import load_corpus
+from .corpus_files import Corpus
 from .errors import SeqVAEError
 from .files import atomic_write, cache_dir
-from .tokenizers import BOS_ID, EOS_ID, PAD_ID, Tokenizer, fit_tokenizer, tokenizer_from_state
+from .molecules.chemistry import canonical, is_valid, randomized_smiles
+from .tokenizers import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    Tokenizer,
+    fit_tokenizer,
+    tokenizer_from_state,
+)
 
 CACHE_FORMAT = 3
 # Seeds of per-item draws are seed * SEED_STRIDE + index: a prime above any corpus size, so

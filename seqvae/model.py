@@ -17,7 +17,7 @@ from .cells import State, make_cell
 from .config import ModelConfig
 from .cross_entropy import MAX_SCORES, linear_cross_entropy
 from .gaussian import reparameterize
-from .property_head import PropertyHead
+from .molecules.property_head import PropertyHead
 
 
 class VAEOutput(NamedTuple):

@@ -31,7 +31,7 @@ from .config import ObjectiveConfig
 from .data import Batch
 from .gaussian import gaussian_kl
 from .model import VAEOutput
-from .property_head import property_loss
+from .molecules.property_head import property_loss
 
 
 @dataclass(frozen=True)

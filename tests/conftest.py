@@ -52,7 +52,7 @@ def make_molsets_stand_in(path: Path) -> Path:
 
 
 def _clear_filter_cache():
-    from seqvae import moses_metrics
+    from seqvae.molecules import moses_metrics
     clear = getattr(getattr(moses_metrics, "moses_filters", None), "cache_clear", None)
     if clear:
         clear()
@@ -84,8 +84,9 @@ def text_file() -> Path:
 @pytest.fixture(scope="session")
 def trained_smiles_run(tmp_path_factory):
     """A tiny model trained for a few steps on the MOSES sample; shared by read-only tests."""
-    from seqvae.training import train
     from helpers import tiny_config
+
+    from seqvae.training import train
     out = tmp_path_factory.mktemp("smiles_run")
     mp = pytest.MonkeyPatch()
     mp.setenv("SEQVAE_CACHE", str(tmp_path_factory.mktemp("run_cache")))
@@ -98,8 +99,9 @@ def trained_smiles_run(tmp_path_factory):
 
 
 def _train_tiny(tmp_path_factory, name: str, source: Path, **changes):
-    from seqvae.training import train
     from helpers import tiny_config
+
+    from seqvae.training import train
     out = tmp_path_factory.mktemp(name)
     mp = pytest.MonkeyPatch()
     mp.setenv("SEQVAE_CACHE", str(tmp_path_factory.mktemp(f"{name}_cache")))

@@ -1,13 +1,12 @@
 import json
 
 import pytest
+from helpers import tiny_config
 
 from seqvae.bench import _gru_flops, bench, flops_per_token, matmul_peak_gflops
-from seqvae.devices import resolve_device
 from seqvae.cli.report import format_bench
 from seqvae.config import preset
-
-from helpers import tiny_config
+from seqvae.devices import resolve_device
 
 
 def test_gru_flops_by_hand():

@@ -3,9 +3,14 @@ import os
 import pytest
 import torch
 
-from seqvae.checkpoint import FORMAT_VERSION, load_checkpoint, read_checkpoint, save_checkpoint
-from seqvae.devices import resolve_device
+from seqvae.checkpoint import (
+    FORMAT_VERSION,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from seqvae.config import Config
+from seqvae.devices import resolve_device
 from seqvae.errors import SeqVAEError
 from seqvae.model import SeqVAE
 from seqvae.tokenizers import TokenizerConfig, fit_tokenizer

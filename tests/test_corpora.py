@@ -12,10 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seqvae import corpora
 from seqvae.config import DataConfig
-from seqvae.corpora import Corpus, cache_dir, load_corpus, read_sequences, sniff_kind
+from seqvae.corpora import load_corpus
+from seqvae.corpus_files import Corpus, read_sequences, sniff_kind
 from seqvae.errors import SeqVAEError
+from seqvae.files import cache_dir
+from seqvae.molecules import moses_corpus
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SMILES_SAMPLE = DATA / "moses_test_sample.smi"
@@ -266,7 +268,7 @@ def test_moses_extract_from_fake_wheel(tmp_path, monkeypatch):
     monkeypatch.setenv("SEQVAE_CACHE", str(tmp_path / "cache"))
     wheel = fake_wheel(tmp_path / "fake.whl")
     calls = []
-    monkeypatch.setattr(corpora, "_download_wheel", lambda log: calls.append(1) or wheel)
+    monkeypatch.setattr(moses_corpus, "_download_wheel", lambda log: calls.append(1) or wheel)
     c = load_corpus(DataConfig(source="moses", valid_fraction=0.1), quiet)
     assert isinstance(c, Corpus) and (c.name, c.kind) == ("moses", "smiles")
     sizes = [len(c.splits[k]) for k in ("train", "valid", "test", "test_scaffolds")]
@@ -335,11 +337,10 @@ def test_moses_from_the_local_stand_in_without_pip(molsets_stand_in, monkeypatch
     sample = read_sequences(SMILES_SAMPLE)
     assert c.splits["test"] == sample[800:900] and c.splits["test_scaffolds"] == sample[900:]
     assert sorted(c.splits["train"] + c.splits["valid"]) == sorted(sample[:800])
-    assert corpora.molsets_member("moses/metrics/mcf.csv", quiet).startswith(b"names,smarts")
+    assert moses_corpus.molsets_member("moses/metrics/mcf.csv", quiet).startswith(b"names,smarts")
 
 
 def test_binary_file_is_an_error_naming_the_line(tmp_path):
-    from seqvae.corpora import read_sequences
     path = tmp_path / "model.bin"
     path.write_bytes(b"CCO\nCCN\n\x00\x01\x02\x89PNG")
     with pytest.raises(SeqVAEError, match=r"model\.bin: line 3 .*binary"):
@@ -347,7 +348,7 @@ def test_binary_file_is_an_error_naming_the_line(tmp_path):
 
 
 def test_blank_lines_are_counted_with_line_numbers(tmp_path):
-    from seqvae.corpora import read_numbered
+    from seqvae.corpus_files import read_numbered
     path = tmp_path / "x.txt"
     path.write_text("CCO\n\n  \nCCN\nc1ccccc1\n\n")
     numbered = read_numbered(path)
@@ -375,7 +376,8 @@ def test_load_corpus_reports_blank_lines(tmp_path):
 def test_fuzz_the_reader_never_fails_without_a_message(tmp_path, payload, suffix, compress):
     """Whatever the bytes, the reader returns clean sequences or raises SeqVAEError."""
     import gzip as gz
-    from seqvae.corpora import read_numbered
+
+    from seqvae.corpus_files import read_numbered
     path = tmp_path / f"fuzz{suffix}"
     path.write_bytes(gz.compress(payload) if compress else payload)
     try:

@@ -2,8 +2,14 @@ import numpy as np
 import torch
 
 from seqvae.config import DataConfig, TokenizerConfig
-from seqvae.data import (TokenizedSplit, bucketed_batches, collate, pad_sequences, prepare_data,
-                         tokenize_split)
+from seqvae.data import (
+    TokenizedSplit,
+    bucketed_batches,
+    collate,
+    pad_sequences,
+    prepare_data,
+    tokenize_split,
+)
 from seqvae.tokenizers import BOS_ID, EOS_ID, PAD_ID, fit_tokenizer
 
 
@@ -135,8 +141,8 @@ def test_smiles_files_are_canonicalised_and_invalid_lines_counted(tmp_path):
 
 
 def test_randomized_batches_hold_the_same_molecules(smiles_file):
-    from seqvae.chemistry import canonical
     from seqvae.data import collate_randomized
+    from seqvae.molecules.chemistry import canonical
     texts = smiles_file.read_text().split()[:64]
     tok = fit_tokenizer(TokenizerConfig(kind="smiles"), texts, "smiles")
     index = np.arange(0, 64, 2)

@@ -6,10 +6,7 @@ import torch
 
 import seqvae
 from seqvae.data import TokenizedSplit
-from seqvae.evaluation import (endpoint_recovery, evaluate_sequences, format_table,
-                               path_resemblance)
-from seqvae.metrics import unigram_f1
-from seqvae.errors import SeqVAEError
+from seqvae.evaluation import evaluate_sequences, format_table
 
 
 @pytest.fixture(scope="module")
@@ -113,46 +110,3 @@ def test_language_model_is_exact_with_one_sample(lm, sentences):
              for x in _one_by_one(lm, sentences)]
     assert r["nll"] == pytest.approx(np.mean(exact), rel=1e-5)
     assert r["rec"] == pytest.approx(np.mean(exact), rel=1e-5)
-
-
-def test_endpoint_recovery(vae):
-    texts = ["the market fell", "he said", "mr. smith is chairman", "shares rose"]
-    r = endpoint_recovery(vae, texts, pairs=10, seed=0)
-    assert r["pairs"] == 10 and len(r["chosen"]) == 10
-    assert all(a != b for a, b in r["chosen"])
-    assert 0 <= r["share"] <= 1 and 0 <= r["sentences_recovered"] <= 1
-    assert r["recovered_pairs"] == round(r["share"] * 10)
-    with pytest.raises(SeqVAEError):
-        endpoint_recovery(vae, ["one"], pairs=1)
-
-
-def test_path_resemblance_scores_each_point_against_both_ends(vae):
-    texts = ["the market fell", "he said it was fine", "shares rose"]
-    scores = path_resemblance(vae, texts, [(0, 1), (2, 0)], steps=4, kind="slerp")
-    assert scores.shape == (2, 4, 2) and ((scores >= 0) & (scores <= 1)).all()
-    # the first point of a path is the greedy decode of its start's posterior mean
-    tok = vae.tokenizer
-    start = vae.reconstruct(["the market fell"])[0]
-    assert scores[0, 0, 0] == pytest.approx(unigram_f1(tok.encode(texts[0]), tok.encode(start)))
-    assert scores[1, -1, 1] == pytest.approx(scores[0, 0, 0])
-    assert path_resemblance(vae, texts, [], steps=4).shape == (0, 4, 2)
-
-
-def test_interpolation_goes_from_start_to_end(vae):
-    path = vae.interpolate("the market fell", "he said it was fine", steps=5)
-    assert len(path) == 5 and all(isinstance(t, str) for t in path)
-    ends = vae.reconstruct(["the market fell", "he said it was fine"])
-    assert [path[0], path[-1]] == ends
-    z = vae.prior_codes(2, seed=0)
-    assert vae.interpolate(z[0], z[1], steps=3, path="slerp") == \
-        vae.interpolate(z[0], z[1], steps=3, path="slerp")
-
-
-def test_words_outside_the_vocabulary_do_not_crash(vae):
-    path = vae.interpolate("Zyxwv qqqq the market", "xylophone!!", steps=3)
-    assert len(path) == 3
-
-
-def test_a_language_model_cannot_interpolate(lm):
-    with pytest.raises(SeqVAEError, match="without a latent"):
-        lm.interpolate("a", "b")

@@ -3,9 +3,17 @@ import math
 import pytest
 import torch
 
-from seqvae.metrics import (active_units, corpus_bleu, dimension_usage,
-                            importance_weighted_log_likelihood, log_normal_diag,
-                            log_standard_normal, mutual_information, perplexity, unigram_f1)
+from seqvae.metrics import (
+    active_units,
+    corpus_bleu,
+    dimension_usage,
+    importance_weighted_log_likelihood,
+    log_normal_diag,
+    log_standard_normal,
+    mutual_information,
+    perplexity,
+    unigram_f1,
+)
 
 
 def test_log_normal_diag_matches_torch_distributions():

@@ -135,6 +135,7 @@ def test_unrolled_gru_equals_nn_gru_values_and_gradients(layers):
 @pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, True), (3, True)])
 def test_unrolled_encoder_equals_packed_nn_gru(layers, bidirectional):
     from torch.nn.utils.rnn import pack_padded_sequence
+
     from seqvae.cells import unrolled_encoder
     torch.manual_seed(0)
     gru = torch.nn.GRU(5, 4, num_layers=layers, bidirectional=bidirectional, batch_first=True)

@@ -5,8 +5,13 @@ import torch
 
 from seqvae.cross_entropy import linear_cross_entropy, reconstruction_nll
 from seqvae.gaussian import gaussian_kl
-from seqvae.objective import (free_bits_kl, rate_constraint, update_rate_multiplier, vae_loss,
-                             word_dropout)
+from seqvae.objective import (
+    free_bits_kl,
+    rate_constraint,
+    update_rate_multiplier,
+    vae_loss,
+    word_dropout,
+)
 
 
 def test_reconstruction_nll_sums_tokens_and_masks_padding():
@@ -147,6 +152,7 @@ def test_rate_multiplier_rises_below_the_target_falls_above_and_stays_in_range()
 
 def test_training_loss_adds_the_rate_term_only_with_a_target():
     from types import SimpleNamespace
+
     from seqvae.config import ObjectiveConfig
     from seqvae.objective import training_loss
     mu = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
@@ -174,6 +180,7 @@ def test_selection_score_charges_at_least_the_target_rate():
 
 def test_training_loss_property_term_and_detached_terms_by_hand():
     from types import SimpleNamespace
+
     from seqvae.config import ObjectiveConfig
     from seqvae.objective import training_loss
     mu = torch.tensor([[1.0, 0.0], [0.0, 2.0]], requires_grad=True)
@@ -207,6 +214,7 @@ def test_training_loss_property_term_and_detached_terms_by_hand():
 
 def test_rate_term_boundaries_and_detached_multiplier():
     from types import SimpleNamespace
+
     from seqvae.config import ObjectiveConfig
     from seqvae.objective import training_loss
     mu = torch.tensor([[1.0, 0.0]])

@@ -1,9 +1,9 @@
 import numpy as np
 import torch
 
-from seqvae.interpolation import path
 from seqvae.metrics import dimension_usage
 from seqvae.plots import plot_latent_usage, plot_path_norms, plot_path_resemblance
+from seqvae.text.interpolation import path
 
 
 def test_latent_usage_plot_writes_a_png(tmp_path):

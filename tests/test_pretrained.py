@@ -68,7 +68,7 @@ def test_names_folders_and_files(shelf, trained_smiles_run, tmp_path):
 # when it was shipped (measured with the commands in the comments, on this repository's data/
 # files). A change that breaks loading, half-precision weights or decoding fails here.
 SHIPPED_GUARDS = {
-    # seqvae.reconstruction.greedy_reconstruction(seqvae.load("moses"), the 1,000 MOSES test
+    # seqvae.molecules.reconstruction.greedy_reconstruction(seqvae.load("moses"), the 1,000 MOSES test
     # molecules of data/moses_test_sample.smi)["share"]
     "moses": ("moses_test_sample.smi", 1000, 0.802),
     # exact greedy reconstruction of the first 300 sentences of data/ptb_sample.txt (PTB train)
@@ -81,7 +81,7 @@ GUARD_TOLERANCE = 0.02  # decoding is deterministic; the margin allows for other
 def test_a_shipped_model_still_scores_what_its_card_says(name):
     if name not in pretrained.models():
         pytest.fail(f"the shipped model {name!r} is not installed")
-    from seqvae.reconstruction import greedy_reconstruction
+    from seqvae.molecules.reconstruction import greedy_reconstruction
     vae = load(name, device="cpu")
     file, n, expected = SHIPPED_GUARDS[name]
     lines = (DATA / file).read_text().splitlines()[:n]

@@ -69,6 +69,7 @@ def test_read_sweep_collects_every_point_and_the_plot_overlays_sweeps(tmp_path):
 
 def test_read_sweep_of_an_empty_folder_says_what_to_do(tmp_path):
     import pytest
+
     from seqvae.errors import SeqVAEError
     from seqvae.sweep import read_sweep
     with pytest.raises(SeqVAEError, match="run its seqvae sweep first"):

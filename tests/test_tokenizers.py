@@ -13,8 +13,17 @@ from hypothesis import strategies as st
 from seqvae.config import TokenizerConfig
 from seqvae.errors import SeqVAEError
 from seqvae.tokenizers import (
-    BOS_ID, EOS_ID, PAD_ID, UNK_ID, CharTokenizer, SentencePieceTokenizer, SmilesTokenizer,
-    WordTokenizer, fit_tokenizer, tokenizer_from_state)
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    UNK_ID,
+    CharTokenizer,
+    SentencePieceTokenizer,
+    SmilesTokenizer,
+    WordTokenizer,
+    fit_tokenizer,
+    tokenizer_from_state,
+)
 
 MOSES_SAMPLE = Path(__file__).parents[1] / "data" / "moses_test_sample.smi"
 
@@ -305,7 +314,8 @@ def test_decode_takes_any_id_sequence(ids):
 
 def test_selfies_round_trip_and_every_decode_is_a_molecule(smiles_file):
     import random
-    from seqvae.chemistry import canonical, is_valid
+
+    from seqvae.molecules.chemistry import canonical, is_valid
     from seqvae.tokenizers import SelfiesTokenizer, tokenizer_from_state
     smiles = smiles_file.read_text().split()[:300]
     tok = SelfiesTokenizer.fit(smiles)

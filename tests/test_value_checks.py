@@ -11,7 +11,7 @@ from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 
 import seqvae
-from seqvae.chemistry import TARGET_PROPERTIES
+from seqvae.molecules.chemistry import TARGET_PROPERTIES
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 METRIC_COLUMNS = ["step", "epoch", "split", "seconds", "rec", "kl", "loss", "kl_weight", "lr"]
@@ -45,6 +45,7 @@ def _write_metrics(path):
 
 def test_training_curves_draw_each_series_from_the_csv(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
+
     from seqvae.plots import plot_training_curves
     figures = []
     real_savefig = Figure.savefig
@@ -69,6 +70,7 @@ def test_training_curves_draw_each_series_from_the_csv(tmp_path, monkeypatch):
 
 def test_property_distributions_one_histogram_per_set_and_property(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
+
     from seqvae.plots import plot_property_distributions
     figures = []
     real_savefig = Figure.savefig
@@ -87,7 +89,7 @@ def test_property_distributions_one_histogram_per_set_and_property(tmp_path, mon
 
 
 def test_optimization_trajectory_plots_predicted_and_valid_true_values(tmp_path):
-    from seqvae.optimization import OptimizationResult
+    from seqvae.molecules.optimization import OptimizationResult
     from seqvae.plots import plot_optimization_trajectory
     result = OptimizationResult("qed")
     def row(start, step, valid, true, predicted):
@@ -126,7 +128,7 @@ class _FixedDecodes:
 
 
 def test_reconstruction_accuracy_compares_canonical_molecules(vae):
-    from seqvae.reconstruction import greedy_reconstruction
+    from seqvae.molecules.reconstruction import greedy_reconstruction
 
     def reconstruction_accuracy(model, smiles):
         return greedy_reconstruction(model, smiles)["share"]
@@ -149,7 +151,7 @@ def test_reconstruction_accuracy_compares_canonical_molecules(vae):
 
 def test_neighbourhood_of_a_molecule(vae):
     from seqvae.errors import SeqVAEError
-    from seqvae.optimization import neighbourhood
+    from seqvae.molecules.optimization import neighbourhood
     start = "CC(=O)Nc1ccc(O)cc1"
     mu = vae.encode([start])[0]
     # decodes by the first coordinate of the offset from the mean: the molecule itself above
@@ -185,7 +187,7 @@ def test_neighbourhood_of_a_molecule(vae):
 
 def test_fit_head_on_means_learns_a_known_function_of_the_means(vae):
     from seqvae.data import TokenizedSplit
-    from seqvae.property_fitting import fit_head_on_means
+    from seqvae.molecules.property_fitting import fit_head_on_means
     smiles = (DATA / "moses_test_sample.smi").read_text().split()[:400]
     means = torch.as_tensor(vae.encode(smiles))
     # targets: fixed linear functions of the means, in very different units per property

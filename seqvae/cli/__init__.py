@@ -18,8 +18,19 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import SeqVAEError
-from . import (bench, encode, evaluate, fit_properties, interpolate, models, optimize,
-               reconstruct, sample, sweep, train)
+from . import (
+    bench,
+    encode,
+    evaluate,
+    fit_properties,
+    interpolate,
+    models,
+    optimize,
+    reconstruct,
+    sample,
+    sweep,
+    train,
+)
 from .common import checkpoint_options, config_from_args, device_options, err
 from .report import format_bench
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..config import SECTIONS, Config
-from ..corpora import read_numbered
+from ..corpus_files import read_numbered
 from ..errors import SeqVAEError
 from ..pretrained import is_shipped, resolve
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from ..api import load
 from ..data import TokenizedSplit
 from ..errors import SeqVAEError
-from ..evaluation import (endpoint_recovery, evaluate_sequences, format_table,
-                          interpolation_fluency, load_split, short_texts)
-from ..molecule_evaluation import evaluate_molecules, format_molecule_table
+from ..evaluation import evaluate_sequences, format_table, load_split
+from ..molecules.evaluation import evaluate_molecules, format_molecule_table
+from ..text.evaluation import endpoint_recovery, interpolation_fluency, short_texts
 from .common import beside, err, model_file, read_inputs
 
 

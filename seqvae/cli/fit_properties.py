@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import SeqVAEError
-from ..property_fitting import add_property_head
+from ..molecules.property_fitting import add_property_head
 from .common import beside, err
 from .report import format_head_table
 

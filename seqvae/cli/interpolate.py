@@ -6,7 +6,8 @@ import json
 
 from ..api import load
 from ..errors import SeqVAEError
-from ..evaluation import endpoint_recovery, load_split
+from ..evaluation import load_split
+from ..text.evaluation import endpoint_recovery
 from .common import err, note_unknown
 from .report import format_path, format_test_pairs
 

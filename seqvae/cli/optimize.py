@@ -5,9 +5,9 @@ import argparse
 from pathlib import Path
 
 from ..api import load
-from ..corpora import read_sequences
+from ..corpus_files import read_sequences
 from ..errors import SeqVAEError
-from ..optimization import lowest_test_molecules, optimize
+from ..molecules.optimization import lowest_test_molecules, optimize
 from .common import err
 from .report import format_optimization
 

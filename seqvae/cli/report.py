@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..optimization import OptimizationResult
+from ..molecules.optimization import OptimizationResult
 
 
 def format_bench(result: dict) -> str:

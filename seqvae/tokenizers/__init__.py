@@ -22,10 +22,25 @@ from typing import Any, Sequence
 
 from ..config import TokenizerConfig
 from ..errors import SeqVAEError
-from .base import (BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, SMILES_REGEX, SPECIALS, UNK, UNK_ID,
-                   CharTokenizer, SmilesTokenizer, Tokenizer, VocabTokenizer, WordTokenizer,
-                   content_ids)
-from .library import SentencePieceTokenizer, SelfiesTokenizer, selfies_symbols
+from .base import (
+    BOS,
+    BOS_ID,
+    EOS,
+    EOS_ID,
+    PAD,
+    PAD_ID,
+    SMILES_REGEX,
+    SPECIALS,
+    UNK,
+    UNK_ID,
+    CharTokenizer,
+    SmilesTokenizer,
+    Tokenizer,
+    VocabTokenizer,
+    WordTokenizer,
+    content_ids,
+)
+from .library import SelfiesTokenizer, SentencePieceTokenizer, selfies_symbols
 
 __all__ = ["BOS", "BOS_ID", "EOS", "EOS_ID", "PAD", "PAD_ID", "SMILES_REGEX", "SPECIALS", "UNK",
            "UNK_ID", "CharTokenizer", "SmilesTokenizer", "Tokenizer", "VocabTokenizer",

@@ -11,8 +11,20 @@ import sentencepiece as spm
 
 from ..errors import SeqVAEError
 from ..parallel import parallel_map
-from .base import (BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, SPECIALS, UNK, UNK_ID, Tokenizer,
-                   VocabTokenizer, content_ids)
+from .base import (
+    BOS,
+    BOS_ID,
+    EOS,
+    EOS_ID,
+    PAD,
+    PAD_ID,
+    SPECIALS,
+    UNK,
+    UNK_ID,
+    Tokenizer,
+    VocabTokenizer,
+    content_ids,
+)
 
 SELFIES_PARALLEL_MIN = 20_000  # SMILES -> SELFIES batches at least this large use every core
 

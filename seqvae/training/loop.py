@@ -16,8 +16,13 @@ from ..config import Config
 from ..errors import SeqVAEError
 from .progress import Progress
 from .run import Run, make_batch, setup_run
-from .step import (end_pretraining, next_rate_multiplier, pretraining_ends, set_learning_rate,
-                   train_step)
+from .step import (
+    end_pretraining,
+    next_rate_multiplier,
+    pretraining_ends,
+    set_learning_rate,
+    train_step,
+)
 from .validation import validate
 
 MAX_BAD_STEPS = 20  # consecutive non-finite steps before giving up

@@ -12,12 +12,19 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .. import distributed
-from ..chemistry import compute_properties
 from ..config import Config
-from ..data import Batch, PreparedData, bucketed_batches, collate, collate_randomized, prepare_data
+from ..data import (
+    Batch,
+    PreparedData,
+    bucketed_batches,
+    collate,
+    collate_randomized,
+    prepare_data,
+)
 from ..devices import resolve_device
 from ..errors import SeqVAEError
 from ..model import SeqVAE
+from ..molecules.chemistry import compute_properties
 from .run_folder import RunFolder
 from .step import AUGMENT_STRIDE, TrainState, make_optimizer, step_draws, to_device
 

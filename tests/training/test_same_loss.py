@@ -1,12 +1,11 @@
 """The benchmark measures the trainer's objective: same batch, same step, same loss."""
 import pytest
+from helpers import tiny_config
 
 import seqvae.training.step as step
 from seqvae.bench import bench
 from seqvae.devices import resolve_device
 from seqvae.training import train
-
-from helpers import tiny_config
 
 
 def _recorded_losses(monkeypatch) -> list[tuple[float, float]]:

@@ -4,13 +4,12 @@ import math
 
 import pytest
 import torch
+from helpers import tiny_config
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from seqvae.checkpoint import load_checkpoint
 from seqvae.errors import SeqVAEError
 from seqvae.training import evaluate_elbo, train
-
-from helpers import tiny_config
 
 
 def quiet(_):
@@ -135,6 +134,7 @@ def test_text_training_with_the_ptb_preset_settings(tmp_path, text_file, tokeniz
 def _poison_losses(monkeypatch, bad_calls):
     """Make the training loss NaN on the given (0-based) calls."""
     import dataclasses
+
     import seqvae.training.step as step
     real, calls = step.training_loss, {"n": 0}
 

@@ -1,11 +1,11 @@
 """The property head: an MLP on z that predicts molecular properties (Gómez-Bombarelli et al.
 2018), its loss, and how well it predicts.
 
-The targets are logP, QED, SA and penalised logP (:data:`seqvae.chemistry.TARGET_PROPERTIES`,
-computed by :func:`seqvae.chemistry.compute_properties`); the head predicts them standardised
+The targets are logP, QED, SA and penalised logP (:data:`seqvae.molecules.chemistry.TARGET_PROPERTIES`,
+computed by :func:`seqvae.molecules.chemistry.compute_properties`); the head predicts them standardised
 (zero mean, unit variance on the training set) and its buffers hold the standardisation, so
 :meth:`PropertyHead.predict` returns values in the properties' own units. Fitting a head to a
-trained model afterwards is :mod:`seqvae.property_fitting`.
+trained model afterwards is :mod:`seqvae.molecules.property_fitting`.
 """
 from __future__ import annotations
 

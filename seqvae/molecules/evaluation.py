@@ -4,7 +4,7 @@ accuracy, and property distributions.
 Reference statistics (fingerprints, fragments, scaffolds, property values, ChemNet activations)
 of the test sets and the canonical training set are computed once per set and cached under
 ``<cache>/reference/``, keyed by a hash of the SMILES and :data:`STATISTICS_VERSION`, so later
-evaluations start fast. The metrics are those of molsets 0.3.1 (see :mod:`seqvae.moses_metrics`).
+evaluations start fast. The metrics are those of molsets 0.3.1 (see :mod:`seqvae.molecules.moses_metrics`).
 """
 from __future__ import annotations
 
@@ -20,19 +20,31 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .api import TrainedVAE
+from ..api import TrainedVAE
+from ..files import atomic_write, cache_dir
+from ..gaussian import gaussian_kl
+from ..parallel import parallel_map
+from ..plots import plot_property_distributions
 from .chemistry import PROPERTY_NAMES, canonical, properties
-from .files import atomic_write, cache_dir
-from .gaussian import gaussian_kl
-from .plots import plot_property_distributions
+from .moses_metrics import (
+    WASSERSTEIN_PROPERTIES,
+    chemnet_stats,
+    cosine_similarity,
+    filter_pass_rate,
+    fingerprints,
+    fragment_counts,
+    frechet_chemnet_distance,
+    internal_diversity,
+    moses_filters,
+    nearest_neighbour_similarity,
+    novelty,
+    property_values,
+    scaffold_counts,
+    unique_at,
+    valid_canonical,
+    wasserstein_metric,
+)
 from .reconstruction import greedy_reconstruction, stochastic_reconstruction
-from .moses_metrics import (WASSERSTEIN_PROPERTIES, chemnet_stats, cosine_similarity,
-                            filter_pass_rate, fingerprints, fragment_counts,
-                            frechet_chemnet_distance, internal_diversity, moses_filters,
-                            nearest_neighbour_similarity, novelty, property_values,
-                            scaffold_counts, unique_at, valid_canonical, wasserstein_metric)
-from .parallel import parallel_map
-
 
 REFERENCE_CHUNK = 5000  # molecules per worker job when computing reference statistics
 # Part of the cache key of reference statistics: raise it whenever what they hold or how it is

@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
 
-from seqvae.reconstruction import greedy_reconstruction, stochastic_reconstruction
+from seqvae.molecules.reconstruction import (
+    greedy_reconstruction,
+    stochastic_reconstruction,
+)
 
 
 class EchoVAE:

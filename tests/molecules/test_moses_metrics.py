@@ -6,11 +6,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqvae.moses_metrics import (cosine_similarity, filter_pass_rate, fingerprints,
-                                  fraction_valid, fragment_counts, internal_diversity,
-                                  nearest_neighbour_similarity, novelty, passes_filters,
-                                  property_values, scaffold_counts, smarts_patterns, tanimoto,
-                                  unique_at, valid_canonical, wasserstein_metric)
+from seqvae.molecules.moses_metrics import (
+    cosine_similarity,
+    filter_pass_rate,
+    fingerprints,
+    fraction_valid,
+    fragment_counts,
+    internal_diversity,
+    nearest_neighbour_similarity,
+    novelty,
+    passes_filters,
+    property_values,
+    scaffold_counts,
+    smarts_patterns,
+    tanimoto,
+    unique_at,
+    valid_canonical,
+    wasserstein_metric,
+)
 
 
 def test_validity_uniqueness_and_novelty_by_hand():
@@ -127,7 +140,7 @@ def test_smarts_tables_header_and_short_rows():
 
 
 def test_fcd_is_zero_to_itself_and_positive_to_another_set(smiles_file):
-    from seqvae.moses_metrics import chemnet_stats, frechet_chemnet_distance
+    from seqvae.molecules.moses_metrics import chemnet_stats, frechet_chemnet_distance
     lines = smiles_file.read_text().split()
     a, b = lines[:200], ["C" * n for n in range(1, 40)] + ["O" * n for n in range(1, 4)]
     stats = chemnet_stats(a)
@@ -269,7 +282,7 @@ USER_CACHE = Path(os.environ.get("SEQVAE_CACHE") or Path.home() / ".cache" / "se
 
 
 def _seqvae_values(filters) -> dict:
-    from seqvae.molecule_evaluation import generation_metrics, reference_set
+    from seqvae.molecules.evaluation import generation_metrics, reference_set
     refs = {"test": reference_set(REFERENCE_TEST, log=lambda _: None),
             "test_scaffolds": reference_set(REFERENCE_TEST_SF, log=lambda _: None)}
     return generation_metrics(GENERATED, set(TRAIN), refs, filters=filters)
@@ -287,8 +300,8 @@ def test_metrics_agree_with_molsets():
 def test_filters_agree_with_molsets():
     """All of MOSES's MCF and PAINS patterns; they come from the molsets wheel, so this runs
     only where one was fetched before (no network in the tests)."""
-    from seqvae.corpora import cache_dir
-    from seqvae.moses_metrics import filter_pass_rate, moses_filters
+    from seqvae.files import cache_dir
+    from seqvae.molecules.moses_metrics import filter_pass_rate, moses_filters
     wheels = sorted((USER_CACHE / "downloads").glob("molsets-0.3.1-*.whl"))
     if not wheels:
         pytest.skip(f"no molsets 0.3.1 wheel in {USER_CACHE / 'downloads'}")

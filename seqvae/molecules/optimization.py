@@ -20,12 +20,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .api import TrainedVAE
-from .chemistry import (TARGET_PROPERTIES, canonical, compute_properties,
-                        normalized_penalized_logp, target_properties)
-from .errors import SeqVAEError
+from ..api import TrainedVAE
+from ..errors import SeqVAEError
+from ..parallel import parallel_map
+from .chemistry import (
+    TARGET_PROPERTIES,
+    canonical,
+    compute_properties,
+    normalized_penalized_logp,
+    target_properties,
+)
 from .moses_metrics import fingerprints, tanimoto
-from .parallel import parallel_map
 
 OBJECTIVES = ("qed", "logp", "plogp")
 CSV_FIELDS = ["start", "step", "smiles", "valid", "true_property", "predicted_property",
@@ -80,7 +85,7 @@ class OptimizationResult:
 
     def normalized(self) -> "OptimizationResult":
         """The same decodes scored with JT-VAE's normalised penalised logP
-        (:func:`~seqvae.chemistry.normalized_penalized_logp`), so that :meth:`constrained`
+        (:func:`~seqvae.molecules.chemistry.normalized_penalized_logp`), so that :meth:`constrained`
         gives figures on the scale of Jin et al. 2018's table. Only for the plogp objective."""
         if self.objective != "plogp":
             raise SeqVAEError("the JT-VAE normalisation is defined for --objective plogp only")

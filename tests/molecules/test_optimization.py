@@ -7,8 +7,12 @@ import torch
 import seqvae
 from seqvae.cli import main
 from seqvae.errors import SeqVAEError
-from seqvae.optimization import (CSV_FIELDS, constrained_summary, lowest_test_molecules,
-                                 optimize)
+from seqvae.molecules.optimization import (
+    CSV_FIELDS,
+    constrained_summary,
+    lowest_test_molecules,
+    optimize,
+)
 
 STARTS = ["CC(=O)Nc1ccc(O)cc1", "c1ccccc1CCN"]
 
@@ -43,7 +47,7 @@ def test_gradient_ascent_raises_the_prediction_and_counts_every_decode(vae):
 
 def _codes_at_each_decode(monkeypatch):
     """Record the codes optimize() hands to its decoder, step by step (it keeps no z itself)."""
-    import seqvae.optimization as opt
+    import seqvae.molecules.optimization as opt
     seen, real = {}, opt._decode_and_score
     def spy(vae, z, step, *args):
         seen[step] = z.detach().clone()
@@ -147,8 +151,8 @@ def test_constrained_benchmark_from_the_lowest_test_molecules(vae, trained_smile
 
 
 def test_normalized_rescoring_replaces_every_score_with_jtvae_s():
-    from seqvae.chemistry import normalized_penalized_logp
-    from seqvae.optimization import OptimizationResult
+    from seqvae.molecules.chemistry import normalized_penalized_logp
+    from seqvae.molecules.optimization import OptimizationResult
     start = "CCO"
     rows = [_row(start, "CCCO", 99.0, 0.5), _row(start, "CCCCCCCCO", -99.0, 0.45),
             _row(start, "bad", None, None, valid=False)]

@@ -45,7 +45,7 @@ from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from .chemistry import canonical, properties, to_molecule
-from .corpora import molsets_member
+from .moses_corpus import molsets_member
 
 RDLogger.DisableLog("rdApp.*")
 FINGERPRINT_BITS = 1024
@@ -240,7 +240,7 @@ def moses_filters() -> tuple[Chem.Mol, ...]:
 
 # The property distributions MOSES compares (molsets ``utils.logP``, ``SA``, ``QED``, ``weight``:
 # Crippen logP, the RDKit Contrib SA score, QED and the average molecular weight), under the
-# names MOSES reports them by, mapped to the keys of :func:`seqvae.chemistry.properties`.
+# names MOSES reports them by, mapped to the keys of :func:`seqvae.molecules.chemistry.properties`.
 WASSERSTEIN_PROPERTIES = {"logP": "logp", "SA": "sa", "QED": "qed", "weight": "mw"}
 
 
@@ -272,7 +272,9 @@ def frechet_chemnet_distance(smiles: Sequence[str] | tuple[np.ndarray, np.ndarra
     Molsets ``metrics.FCDMetric`` is ``fcd_torch.FCD``, a PyTorch port of ChemNet; the ``fcd``
     package used here runs the same network and weights. On the same molecules the two agree
     to about 0.05% (see ``tests/test_moses_metrics.py``)."""
-    from fcd import calculate_frechet_distance  # lazy on purpose: fcd takes 1.7 s to import
+    from fcd import (
+        calculate_frechet_distance,  # lazy on purpose: fcd takes 1.7 s to import
+    )
     mu, sigma = smiles if isinstance(smiles, tuple) else chemnet_stats(smiles, model)
     return float(calculate_frechet_distance(mu, sigma, *reference_stats))
 

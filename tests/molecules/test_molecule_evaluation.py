@@ -2,8 +2,13 @@ import os
 
 import pytest
 
-from seqvae.molecule_evaluation import (canonical_training_set, format_molecule_table,
-                                        generation_metrics, property_table, reference_set)
+from seqvae.molecules.evaluation import (
+    canonical_training_set,
+    format_molecule_table,
+    generation_metrics,
+    property_table,
+    reference_set,
+)
 
 
 @pytest.fixture
@@ -41,9 +46,13 @@ def test_novel_molecules_and_properties(molecules):
 
 
 def test_reference_statistics_in_parallel_chunks_equal_the_serial_ones(molecules, monkeypatch):
-    import seqvae.molecule_evaluation as me
-    from seqvae.moses_metrics import (fingerprints, fragment_counts, property_values,
-                                      scaffold_counts)
+    import seqvae.molecules.evaluation as me
+    from seqvae.molecules.moses_metrics import (
+        fingerprints,
+        fragment_counts,
+        property_values,
+        scaffold_counts,
+    )
     part = molecules[:41]                                    # not cached by the test above
     monkeypatch.setattr(me, "REFERENCE_CHUNK", 10)           # 5 chunks
     monkeypatch.setattr(os, "cpu_count", lambda: 2)          # a pool even on one core
@@ -54,7 +63,7 @@ def test_reference_statistics_in_parallel_chunks_equal_the_serial_ones(molecules
 
 
 def test_cached_statistics_of_an_older_definition_are_not_read(molecules, monkeypatch):
-    import seqvae.molecule_evaluation as me
+    import seqvae.molecules.evaluation as me
     part = molecules[:20]
     first = reference_set(part, log=lambda _: None)
     monkeypatch.setattr(me, "STATISTICS_VERSION", me.STATISTICS_VERSION + 1)

@@ -4,13 +4,23 @@ import numpy as np
 import pytest
 import torch
 
-from seqvae.chemistry import compute_properties, penalized_logp, target_properties, to_molecule
-from seqvae.property_head import PropertyHead, property_loss, regression_metrics
+from seqvae.molecules.chemistry import (
+    compute_properties,
+    penalized_logp,
+    target_properties,
+    to_molecule,
+)
+from seqvae.molecules.property_head import (
+    PropertyHead,
+    property_loss,
+    regression_metrics,
+)
 
 
 def test_penalized_logp_by_hand():
     from rdkit.Chem import Crippen
-    from seqvae.chemistry import _sascorer
+
+    from seqvae.molecules.chemistry import _sascorer
     for smiles, penalty in (("CCO", 0), ("c1ccccc1", 0), ("C1CCCCCCC1", 2)):   # 8-ring: 8 - 6
         mol = to_molecule(smiles)
         expected = Crippen.MolLogP(mol) - _sascorer().calculateScore(mol) - penalty
@@ -53,6 +63,7 @@ def test_head_predicts_in_the_properties_units():
 
 def test_joint_training_reports_property_metrics(tmp_path, smiles_file):
     from helpers import tiny_config
+
     from seqvae.checkpoint import load_checkpoint
     from seqvae.training import train
     config = tiny_config(smiles_file, max_steps=6).override("model", property_head=16)
@@ -67,6 +78,7 @@ def test_joint_training_reports_property_metrics(tmp_path, smiles_file):
 
 def test_property_head_needs_smiles(tmp_path, text_file):
     from helpers import tiny_config
+
     from seqvae.errors import SeqVAEError
     from seqvae.training import train
     config = tiny_config(text_file, max_steps=2).override("model", property_head=8)
@@ -75,8 +87,8 @@ def test_property_head_needs_smiles(tmp_path, text_file):
 
 
 def test_fit_properties_afterwards(trained_smiles_run, tmp_path, capsys):
-    from seqvae.cli import main
     import seqvae
+    from seqvae.cli import main
     out = tmp_path / "with_head.pt"
     assert main(["fit-properties", str(trained_smiles_run / "model.pt"), "-o", str(out),
                  "--epochs", "3", "--hidden", "16"]) == 0

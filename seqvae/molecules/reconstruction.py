@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .api import TrainedVAE
+from ..api import TrainedVAE
 from .chemistry import canonical
 
 

@@ -13,8 +13,8 @@ import numpy as np
 from rdkit import Chem, RDLogger
 from rdkit.Chem import QED, Crippen, Descriptors, RDConfig
 
-from .files import atomic_write, cache_dir
-from .parallel import parallel_map
+from ..files import atomic_write, cache_dir
+from ..parallel import parallel_map
 
 RDLogger.DisableLog("rdApp.*")  # decoded junk would otherwise flood stderr with parse errors
 

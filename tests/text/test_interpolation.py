@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from seqvae import interpolation
-from seqvae.interpolation import dimension_sweep, path
+from seqvae.text import interpolation
+from seqvae.text.interpolation import dimension_sweep, path
 
 
 def test_linear_path_by_hand():

@@ -9,12 +9,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .api import TrainedVAE
+from ..api import TrainedVAE
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data import TokenizedSplit
+from ..devices import resolve_device
+from ..errors import SeqVAEError
 from .chemistry import compute_properties
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import TokenizedSplit
-from .devices import resolve_device
-from .errors import SeqVAEError
 from .property_head import PropertyHead, property_loss, regression_metrics
 
 LOG_TIMES = 5  # the head's fit logs its training error this many times

@@ -1,6 +1,6 @@
 import pytest
 
-from seqvae.chemistry import canonical, is_valid, validity_and_uniqueness
+from seqvae.molecules.chemistry import canonical, is_valid, validity_and_uniqueness
 
 
 def test_validity():
@@ -21,7 +21,7 @@ def test_validity_and_uniqueness_by_hand():
 
 
 def test_properties_of_paracetamol():
-    from seqvae.chemistry import properties
+    from seqvae.molecules.chemistry import properties
     p = properties("CC(=O)Nc1ccc(O)cc1")
     assert p["mw"] == pytest.approx(151.165, abs=0.01)            # C8H9NO2
     assert p["logp"] == pytest.approx(1.35, abs=0.05)             # Crippen
@@ -32,7 +32,12 @@ def test_properties_of_paracetamol():
 def test_normalized_penalized_logp_uses_jtvae_constants():
     from rdkit import Chem
     from rdkit.Chem import Crippen
-    from seqvae.chemistry import _sascorer, normalized_penalized_logp, ring_penalty
+
+    from seqvae.molecules.chemistry import (
+        _sascorer,
+        normalized_penalized_logp,
+        ring_penalty,
+    )
 
     def by_hand(smiles, ring):
         mol = Chem.MolFromSmiles(smiles)

@@ -1,0 +1,110 @@
+"""How well interpolation works: endpoints that come back, paths whose points resemble their
+ends (Bowman et al. 2016's homotopies, scored), and the fluency of the sentences between them
+under a language model."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..api import TrainedVAE
+from ..data import TokenizedSplit, collate
+from ..errors import SeqVAEError
+from ..metrics import unigram_f1
+from .interpolation import path as latent_path
+
+# Sentences scored per language-model call, bounding memory.
+ROWS_PER_CALL = 1024
+
+
+def short_texts(texts: Sequence[str], max_words: int | None) -> list[str]:
+    """The texts of at most ``max_words`` whitespace-separated words (None: all of them)."""
+    return [t for t in texts if max_words is None or len(t.split()) <= max_words]
+
+
+def random_pairs(n: int, pairs: int, seed: int) -> list[tuple[int, int]]:
+    """``pairs`` seeded random pairs of distinct indices below ``n``."""
+    if n < 2:
+        raise SeqVAEError("interpolation pairs need at least two sentences")
+    rng = np.random.default_rng(seed)
+    return [tuple(rng.choice(n, size=2, replace=False).tolist()) for _ in range(pairs)]
+
+
+def endpoint_recovery(vae: TrainedVAE, texts: Sequence[str], pairs: int = 100,
+                      seed: int = 0) -> dict[str, Any]:
+    """The share of random pairs of ``texts`` whose two endpoints, encoded to their posterior
+    means and decoded greedily, come back as themselves (as the tokenizer reads them).
+
+    Returns the share, the number of pairs, and the pairs (index pairs into ``texts``).
+    """
+    vae.require_latent("interpolate")
+    chosen = random_pairs(len(texts), pairs, seed)
+    used = sorted({i for pair in chosen for i in pair})
+    tok = vae.tokenizer
+    decoded = vae.reconstruct([texts[i] for i in used], check=False)
+    back = {i: tok.encode(d) == tok.encode(texts[i]) for i, d in zip(used, decoded)}
+    recovered = sum(back[a] and back[b] for a, b in chosen)
+    return {"pairs": pairs, "recovered_pairs": recovered, "share": recovered / max(pairs, 1),
+            "sentences_recovered": float(np.mean(list(back.values()))), "chosen": chosen}
+
+
+def path_resemblance(vae: TrainedVAE, texts: Sequence[str], pairs: Sequence[tuple[int, int]],
+                     steps: int = 9, kind: str = "linear") -> np.ndarray:
+    """How much each point of a path resembles the path's two ends: for each pair (a, b) of
+    indices into ``texts``, the greedy decodes of ``steps`` points on the ``kind`` path between
+    the posterior means of texts[a] and texts[b], scored by :func:`seqvae.metrics.unigram_f1`
+    (over the model's tokens) against texts[a] and against texts[b].
+
+    Returns (pairs, steps, 2): [..., 0] against the start, [..., 1] against the end. A smooth
+    homotopy falls from start to end in the first and rises in the second.
+    """
+    vae.require_latent("interpolate")
+    if not len(pairs):
+        return np.zeros((0, steps, 2))
+    means = vae.encode([texts[i] for pair in pairs for i in pair], check=False)
+    points = np.concatenate([latent_path(means[2 * i], means[2 * i + 1], steps, kind)
+                             for i in range(len(pairs))])
+    tok = vae.tokenizer
+    decoded = [tok.encode(d) for d in vae.decode(points)]
+    scores = np.zeros((len(pairs), steps, 2))
+    for i, (a, b) in enumerate(pairs):
+        ends = tok.encode(texts[a]), tok.encode(texts[b])
+        for j in range(steps):
+            for k in range(2):
+                scores[i, j, k] = unigram_f1(ends[k], decoded[i * steps + j])
+    return scores
+
+
+@torch.inference_mode()
+def interpolation_fluency(vae: TrainedVAE, lm: TrainedVAE, texts: Sequence[str],
+                          pairs: int = 100, steps: int = 7, seed: int = 0) -> dict[str, Any]:
+    """How fluent the sentences between two endpoints are: decode ``steps`` points of the
+    linear path between the posterior means of random pairs greedily, and score the
+    intermediate sentences (endpoints left out) with a language model ``lm`` (a model trained
+    with ``--latent-dim 0``: its log p(x) is exact).
+
+    Returns ``nll_per_token`` (total NLL / total tokens, <eos> counted, <bos> not) and the
+    number of sentences scored. Lower is more fluent; compare with the LM's own test NLL per
+    token.
+    """
+    vae.require_latent("interpolate")
+    if lm.latent_dim:
+        raise SeqVAEError("the fluency model must be a language model (trained with "
+                          "--latent-dim 0)")
+    chosen = random_pairs(len(texts), pairs, seed)
+    means = vae.encode([t for pair in chosen for t in (texts[pair[0]], texts[pair[1]])],
+                       check=False)
+    points = np.concatenate([latent_path(means[2 * i], means[2 * i + 1], steps)[1:-1]
+                             for i in range(len(chosen))])
+    sentences = vae.decode(points)
+    split = TokenizedSplit.from_lists(lm.tokenizer.encode_batch(sentences))
+    nll = tokens = 0.0
+    for start in range(0, len(split), ROWS_PER_CALL):
+        batch, lengths = collate(split, np.arange(start, min(start + ROWS_PER_CALL, len(split))))
+        batch = batch.to(lm.model.device)
+        z = torch.zeros(batch.size(0), 0, device=lm.model.device)
+        nll -= lm.model.log_likelihood(batch, z).sum().item()
+        tokens += int((lengths - 1).sum())
+    return {"nll_per_token": nll / max(tokens, 1), "sentences": len(sentences),
+            "pairs": len(chosen), "steps": steps}
