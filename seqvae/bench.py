@@ -25,9 +25,12 @@ from .config import Config
 from .data import Batch, bucketed_batches, collate, prepare_data
 from .decoding import decode
 from .errors import SeqVAEError
+from .logs import to_stderr
 from .model import SeqVAE
+from .training.rate_control import make_probe, update_rate_control
 from .training.run import check_data, log_data
 from .training.step import (
+    TrainState,
     end_pretraining,
     make_optimizer,
     pretraining_ends,
@@ -100,7 +103,7 @@ def _time_sampling(model: SeqVAE, tok, n: int, batch: int, max_len: int,
 
 def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3,
           n_sample: int = 1000, sample_batch: int = 512, max_len: int = 100,
-          n_encode: int = 5000, log: Callable[[str], None] = print) -> dict[str, Any]:
+          n_encode: int = 5000, log: Callable[[str], None] = to_stderr) -> dict[str, Any]:
     """Time training, sampling and encoding for ``config``; returns the figures as a dict."""
     torch.manual_seed(config.train.seed)
     data = prepare_data(config.data, config.tokenizer, log=log)
@@ -114,6 +117,10 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
         batches = batches * ((warmup + steps) // len(batches) + 1)
     enc_flops, dec_flops = flops_per_token(config, tok.vocab_size)
     total, decoder_reset = warmup + steps, False
+    # The --target-kl controller steps as in training, on the same held-out probe.
+    state = TrainState()
+    probe = make_probe(data.splits["valid"], device, config.train.seed) \
+        if config.objective.target_kl > 0 else None
 
     def sync() -> None:
         if device.type == "cuda":
@@ -135,8 +142,10 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
             end_pretraining(model, optimizer, config)
             decoder_reset = True
         set_learning_rate(optimizer, i, config.train, total)
-        train_step(model, model, batch, i, config, total)
+        terms, _ = train_step(model, model, batch, i, config, total, state.rate_weight)
         optimizer.step()
+        state.step = i
+        update_rate_control(state, terms, config, model, probe)
         if i >= warmup:
             n = int(lengths.sum())
             molecules += len(index)
@@ -180,7 +189,7 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
 
 
 def run_peer(script, batch: int, steps: int, n_sample: int,
-             log: Callable[[str], None] = print) -> dict[str, Any]:
+             log: Callable[[str], None] = to_stderr) -> dict[str, Any]:
     """Run a baseline script that prints one JSON line (``../shared/bench/peer_moses.sh``)."""
     cmd = ["bash", str(script), "--batch", str(batch), "--steps", str(steps),
            "--n-sample", str(n_sample)]

@@ -87,11 +87,21 @@ class ObjectiveConfig:
                                 "(Li et al. 2019); 0: off")
     property_weight: float = _f(1.0, "weight of the property head's mean squared error "
                                 "(standardised properties) in the loss")
-    target_kl: float = _f(20.0, "minimum desired rate: keep the KL at or above this many nats "
-                          "per sequence with a Lagrange multiplier learnt by gradient ascent "
-                          "(Pelsmaeker & Aziz 2020), so the latent stays in use; 0: off")
-    target_kl_lr: float = _f(0.001, "step size of the --target-kl multiplier's gradient ascent, "
-                             "per nat of KL below the target")
+    target_kl: float = _f(20.0, "target rate in nats per sequence: a PI controller on the KL "
+                          "weight (ControlVAE, Shao et al. 2020) holds the KL of held-out "
+                          "validation sequences at this value, lowering the weight below 0 "
+                          "where the decoder does not yet want the code; measured to end within "
+                          "a tenth of it on SMILES and sentence files of a few thousand lines "
+                          "(see docs/guide/rate-control.md); 0: off, the plain ELBO")
+    target_kl_lr: float = _f(0.01, "integral gain of the --target-kl controller: the KL weight's "
+                             "change per step per unit of relative KL error, (target - KL) / target")
+    target_kl_kp: float = _f(0.4, "proportional gain of the --target-kl controller: the KL "
+                             "weight's immediate offset per unit of relative KL error")
+    target_kl_min_weight: float = _f(-0.25, "the lowest KL weight the --target-kl controller may "
+                                     "set (below 0 the loss rewards information in the code)")
+    target_kl_probe_every: int = _f(10, "--target-kl: every N steps, measure the KL of 256 "
+                                    "validation sequences with dropout off, and correct the "
+                                    "training batches' KL by the gap")
 
 
 @dataclass(frozen=True)
@@ -103,8 +113,12 @@ class TrainConfig:
     lr_warmup_steps: int = _f(0, "linear learning-rate warm-up steps")
     min_lr_ratio: float = _f(0.1, "cosine/linear: final lr as a share of the peak")
     grad_clip: float = _f(5.0, "clip the global gradient norm to this (0 = off)")
-    epochs: int = _f(10, "passes over the training split")
-    max_steps: int | None = _f(None, "stop after this many optimiser steps in total")
+    epochs: int | None = _f(10, "passes over the training split (none: as many as --max-steps "
+                            "needs); given --max-steps and not --epochs, seqvae train runs "
+                            "exactly --max-steps steps")
+    max_steps: int | None = _f(None, "stop after exactly this many optimiser steps in total (or "
+                               "earlier, with a note before training, if --epochs ends the run "
+                               "first)")
     val_every: int | None = _f(None, "validate every N steps (none: at the end of each epoch)")
     max_val_examples: int | None = _f(5000, "validate on at most this many sequences")
     early_stopping: int | None = _f(None, "stop after N validations without improvement")
@@ -154,13 +168,14 @@ class Config:
         at_least_one = {"data": ("max_length", "limit_train"), "tokenizer": ("min_freq", "vocab_size"),
                         "model": ("encoder_hidden", "encoder_layers",
                                   "decoder_hidden", "decoder_layers"),
-                        "objective": ("kl_warmup_steps", "kl_cycles"),
+                        "objective": ("kl_warmup_steps", "kl_cycles", "target_kl_probe_every"),
                         "train": ("batch_size", "epochs", "max_steps", "val_every",
                                   "max_val_examples", "early_stopping", "log_every",
                                   "save_every", "threads")}
         non_negative = {"model": ("embedding_dim", "latent_dim", "property_head"),
                         "objective": ("kl_weight", "kl_start_step", "free_bits", "property_weight",
-                                      "ae_pretrain_steps", "target_kl", "target_kl_lr"),
+                                      "ae_pretrain_steps", "target_kl", "target_kl_lr",
+                                      "target_kl_kp"),
                         "train": ("lr", "lr_warmup_steps", "min_lr_ratio", "grad_clip")}
         shares = {"model": ("dropout", "embedding_dropout"), "objective": ("word_dropout", "kl_cycle_ratio")}
 
@@ -176,6 +191,8 @@ class Config:
                 value = getattr(getattr(self, section), name)
                 if value < 0:
                     raise SeqVAEError(f"{flag(name)} must not be negative, not {value}")
+        if self.train.epochs is None and self.train.max_steps is None:
+            raise SeqVAEError("--epochs none needs --max-steps: the run would never end")
         for section, names in shares.items():
             for name in names:
                 value = getattr(getattr(self, section), name)
@@ -196,7 +213,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # 256, 3-layer GRU decoder of 512, d_z 128, one-hot-sized embedding, batch 512, Adam 3e-4
     # (its SGDR schedule has lr_start == lr_end, i.e. constant), clipping at 50, and a KL weight
     # rising linearly from 0 to 0.05 over the whole run.
+    # Presets made for a corpus carry it (--data overrides): a text preset must not fall
+    # back on the default, MOSES.
     "moses": {
+        "data": {"source": "moses"},
         "tokenizer": {"kind": "char"},
         "model": {"embedding_dim": 0, "encoder_hidden": 256, "encoder_layers": 1,
                   "bidirectional": False, "latent_dim": 128, "decoder_hidden": 512,
@@ -211,7 +231,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # KL annealing to 1 over 4,000 steps and free bits of 0.2 nats per dimension (Kingma et al.
     # 2016), which keeps the KL at 6.4 nats or more (README, "Sentences").
     "ptb": {
-        "data": {"max_length": 100},
+        "data": {"source": "ptb", "max_length": 100},
         "tokenizer": {"kind": "word", "min_freq": 1},
         "model": {"embedding_dim": 256, "encoder_hidden": 256, "encoder_layers": 1,
                   "bidirectional": True, "latent_dim": 32, "decoder_hidden": 256,
@@ -235,6 +255,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # side-by-side throughput: embedding 300, one GRU of 256 each way, d_z 16, batch 32, and
     # its logistic KL annealing (k = 0.0025).
     "sentence-vae": {
+        "data": {"source": "ptb"},
         "tokenizer": {"kind": "word", "min_freq": 1},
         "model": {"embedding_dim": 300, "encoder_hidden": 256, "encoder_layers": 1,
                   "bidirectional": False, "latent_dim": 16, "decoder_hidden": 256,
@@ -252,6 +273,7 @@ RATE_OBJECTIVE = {"kl_schedule": "constant", "kl_weight": 1.0, "free_bits": 0.0,
                   "word_dropout": 0.0}
 # molecules whose codes identify them: the cpu-small network at 40 nats, 8,000 steps
 PRESETS["moses-autoencoder"] = {
+    "data": PRESETS["moses"]["data"],
     "model": PRESETS["cpu-small"]["model"],
     "objective": {**RATE_OBJECTIVE, "target_kl": 40.0},
     "train": {**PRESETS["cpu-small"]["train"], "max_steps": 8000, "val_every": 1000},

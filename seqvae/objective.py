@@ -13,9 +13,11 @@ where beta_t follows a schedule (see :mod:`seqvae.schedules`), optionally with t
 per dimension (free bits) and with word dropout on the decoder inputs; both are defences
 against posterior collapse. A property head adds its weighted mean squared error.
 
-With ``--target-kl R`` the KL is kept at or above R nats per sequence by a Lagrange multiplier
-(the minimum desired rate of Pelsmaeker & Aziz 2020; :func:`rate_constraint`,
-:func:`update_rate_multiplier`). A new term goes into :func:`training_loss` and
+With ``--target-kl R`` the KL weight is no longer the schedule's beta_t but min(beta_t, w),
+where w is set step by step by a PI controller that holds the KL at R nats per sequence
+(ControlVAE, Shao et al. 2020; :func:`next_rate_control`). Unlike a Lagrange multiplier capped
+at beta, w may go below 0, so the loss can reward information in the code where the decoder
+does not want it yet (small data, early training). A new term goes into :func:`training_loss` and
 :class:`LossTerms`, with its settings in :class:`seqvae.config.ObjectiveConfig`; the trainer,
 the benchmark and the logs pick it up from there. The reconstruction kernel is :mod:`seqvae.cross_entropy`, the posterior's KL
 :mod:`seqvae.gaussian`.
@@ -42,9 +44,9 @@ class LossTerms:
     rec: Tensor                      # (B,) reconstruction NLL per sequence, nats
     kl_per_dim: Tensor               # (B, D) analytic KL per sequence and dimension, nats
     kl_term: Tensor                  # scalar: the KL as it enters the loss (free bits applied)
-    beta: float                      # the KL weight it was multiplied by
+    beta: float                      # the schedule's KL weight at this step
     property: Tensor | None = None   # scalar: the property head's MSE, if there is a head
-    rate_multiplier: float = 0.0     # the --target-kl multiplier the loss was computed with
+    kl_weight: float | None = None   # the weight the KL entered with (None: beta)
 
     def mean_kl(self) -> Tensor:
         """scalar: the batch-mean KL per sequence, nats (no free bits)."""
@@ -54,16 +56,19 @@ class LossTerms:
         return LossTerms(self.loss.detach(), self.rec.detach(), self.kl_per_dim.detach(),
                          self.kl_term.detach(), self.beta,
                          None if self.property is None else self.property.detach(),
-                         self.rate_multiplier)
+                         self.kl_weight)
 
 
 def training_loss(out: VAEOutput, batch: Batch, beta: float, objective: ObjectiveConfig,
                   property_head: nn.Module | None = None,
-                  rate_multiplier: float = 0.0) -> LossTerms:
+                  rate_weight: float | None = None) -> LossTerms:
     """The training loss of one batch from the model's output on it.
 
-    loss = mean_b rec_b + beta * free_bits_kl(KL) [+ property_weight * MSE(head(z), targets)]
-                        [+ rate_multiplier * (target_kl - mean_b KL_b)]
+    loss = mean_b rec_b + w * free_bits_kl(KL) [+ property_weight * MSE(head(z), targets)]
+
+    with w = beta, or with ``--target-kl`` w = min(beta, rate_weight). A negative w multiplies
+    the plain batch-mean KL instead: free bits stop the KL from being pushed down, and must not
+    stop it from being pushed up.
 
     Args:
         out: the model's forward pass on ``batch`` (``SeqVAE.forward``).
@@ -71,20 +76,23 @@ def training_loss(out: VAEOutput, batch: Batch, beta: float, objective: Objectiv
         beta: the KL weight at this step (:func:`seqvae.schedules.kl_weight_at`).
         property_head: predicts the properties from the sampled z (as Gómez-Bombarelli et al.
             2018); used when the batch has targets.
-        rate_multiplier: the Lagrange multiplier of ``objective.target_kl`` at this step
-            (:func:`update_rate_multiplier`); unused when the target is 0.
+        rate_weight: the ``--target-kl`` controller's weight at this step
+            (:func:`next_rate_control`); unused when the target is 0 or it is None.
     """
     kl_per_dim = gaussian_kl(out.mu, out.logvar)
     kl_term = free_bits_kl(kl_per_dim, objective.free_bits)
-    loss = out.rec.mean() + beta * kl_term
+    weight = beta
+    if objective.target_kl > 0 and rate_weight is not None:
+        weight = min(beta, rate_weight)
+    if weight >= 0:
+        loss = out.rec.mean() + weight * kl_term
+    else:
+        loss = out.rec.mean() + weight * kl_per_dim.sum(1).mean()
     prop = None
     if batch.targets is not None and property_head is not None:
         prop = property_loss(property_head(out.z), batch.targets)
         loss = loss + objective.property_weight * prop
-    if objective.target_kl > 0:
-        loss = loss + rate_constraint(kl_per_dim.sum(1).mean(), objective.target_kl,
-                                      rate_multiplier)
-    return LossTerms(loss, out.rec, kl_per_dim, kl_term, beta, prop, rate_multiplier)
+    return LossTerms(loss, out.rec, kl_per_dim, kl_term, beta, prop, weight)
 
 
 def selection_score(rec: float, kl: float, target_kl: float = 0.0) -> float:
@@ -98,38 +106,29 @@ def selection_score(rec: float, kl: float, target_kl: float = 0.0) -> float:
     return -(rec + max(kl, target_kl))
 
 
-def rate_constraint(kl: Tensor, target: float, multiplier: float) -> Tensor:
-    """The Lagrangian term of a minimum desired rate (Pelsmaeker & Aziz 2020).
+def next_rate_control(integral: float, kl: float, target: float, ki: float, kp: float,
+                      floor: float, ceiling: float) -> tuple[float, float]:
+    """One step of the PI controller that holds the KL at ``target`` (ControlVAE, Shao et al.
+    2020), acting on the KL weight rather than on a multiplier added to it.
 
-    Training minimises the negative ELBO subject to ``KL >= target``; the Lagrangian adds
-    ``multiplier * (target - KL)`` with a multiplier >= 0 that :func:`update_rate_multiplier`
-    raises while the KL is below the target and lowers once it is above. Its gradient offsets
-    the KL's weight: the KL enters the loss with weight ``beta - multiplier``.
+    With the relative error e = (target - kl) / target (positive while the KL is short):
 
-    Args:
-        kl: scalar, the batch-mean KL per sequence (nats).
-        target: the minimum rate in nats per sequence.
-        multiplier: the current multiplier (a number, not a parameter: it is updated by
-            :func:`update_rate_multiplier`, not by the optimiser).
+        integral <- clip(integral - ki * e, floor, ceiling)
+        weight    = clip(integral - kp * e, floor, ceiling)
+
+    The integral settles on the weight at which the model's KL is the target; the proportional
+    part answers at once, which damps the overshoot a pure integrator (a Lagrange multiplier)
+    shows. Clipping the integral is the anti-windup. ``floor`` may be negative: there the loss
+    rewards KL outright, which a capped multiplier could never do. The error is relative so that
+    the gains mean the same for a target of 5 nats and of 80.
+
     Returns:
-        scalar ``multiplier * (target - kl)``.
+        (integral, weight) for the next step.
     """
-    return multiplier * (target - kl)
-
-
-def update_rate_multiplier(multiplier: float, kl: float, target: float, lr: float,
-                           ceiling: float) -> float:
-    """One projected gradient-ascent step on the multiplier of :func:`rate_constraint`:
-    ``clip(multiplier + lr * (target - kl), 0, ceiling)``.
-
-    The ceiling is the KL weight beta: at ``multiplier == beta`` the KL costs nothing, so the
-    reconstruction term alone pulls the rate up. Letting the multiplier rise past beta rewards
-    the KL outright, and the rate then overshoots the target several times over before the
-    multiplier can come back down (seen on MOSES: a KL of 523 nats at step 40 for a target of
-    40). With ``target`` 0 the multiplier stays 0, since a KL is never negative: the plain
-    objective.
-    """
-    return min(max(0.0, multiplier + lr * (target - kl)), ceiling)
+    error = (target - kl) / target
+    integral = min(max(integral - ki * error, floor), ceiling)
+    weight = min(max(integral - kp * error, floor), ceiling)
+    return integral, weight
 
 
 def free_bits_kl(kl_per_dim: Tensor, floor: float) -> Tensor:

@@ -34,16 +34,16 @@ def plot_training_curves(metrics_csv: str | Path, png: str | Path) -> Path:
         ax.grid(alpha=0.3)
     x, beta = steps_of("train", "kl_weight")
     axes[2].plot(x, beta, color="tab:green", label="KL weight")
-    x, multiplier = steps_of("train", "rate_multiplier")
-    if any(multiplier):  # --target-kl: the KL enters the loss with weight beta - multiplier
-        axes[2].plot(x, multiplier, color="tab:orange", label="rate multiplier")
+    x, weight = steps_of("train", "rate_weight")
+    if x:  # --target-kl: the KL enters the loss with the controller's weight, at most beta
+        axes[2].plot(x, weight, color="tab:orange", label="--target-kl weight")
     axes[2].set_ylabel("KL weight")
     axes[2].grid(alpha=0.3)
     x, lr = steps_of("train", "lr")
     twin = axes[2].twinx()
     twin.plot(x, lr, color="tab:purple", label="learning rate")
     twin.set_ylabel("learning rate")
-    axes[2].set_title("schedules (green: KL weight, orange: --target-kl multiplier, "
+    axes[2].set_title("schedules (green: KL weight, orange: --target-kl weight, "
                       "purple: learning rate)", fontsize=10)
     axes[2].set_xlabel("optimiser step")
     return save(fig, png)

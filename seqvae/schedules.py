@@ -55,10 +55,18 @@ def kl_weight_at(step: int, objective: ObjectiveConfig, total_steps: int) -> flo
     The first ``ae_pretrain_steps`` steps train a plain autoencoder (weight 0; Li et al. 2019),
     after which the schedule of :func:`kl_weight` starts from its own step 0, with its warm-up
     span ``kl_warmup_steps`` (None: the whole run, ``total_steps``), start step and cycles.
+
+    With a rate target (``target_kl`` > 0) the schedule is not used: the weight is
+    ``kl_weight`` throughout, the ceiling under which the ``--target-kl`` controller sets its
+    own (:func:`seqvae.objective.next_rate_control`). The controller anneals, as in ControlVAE
+    (Shao et al. 2020); a warm-up cap on top of it would let the KL overshoot the target until
+    the warm-up ends.
     """
     pretrain = objective.ae_pretrain_steps
     if step < pretrain:
         return 0.0
+    if objective.target_kl > 0:
+        return float(objective.kl_weight)
     span = objective.kl_warmup_steps if objective.kl_warmup_steps is not None else total_steps
     return kl_weight(step - pretrain, objective.kl_schedule, objective.kl_weight, span,
                      objective.kl_start_step, objective.kl_cycles, objective.kl_cycle_ratio)

@@ -7,8 +7,7 @@ from seqvae.cross_entropy import linear_cross_entropy, reconstruction_nll
 from seqvae.gaussian import gaussian_kl
 from seqvae.objective import (
     free_bits_kl,
-    rate_constraint,
-    update_rate_multiplier,
+    next_rate_control,
     vae_loss,
     word_dropout,
 )
@@ -134,23 +133,28 @@ def test_word_dropout_rate_and_protected_positions():
     assert word_dropout(inputs, 0.0, unk_id=3) is inputs
 
 
-def test_rate_constraint_is_the_lagrangian_term_and_rewards_the_kl():
-    kl = torch.tensor(12.0, requires_grad=True)
-    term = rate_constraint(kl, target=20.0, multiplier=0.25)
-    assert term.item() == pytest.approx(0.25 * (20.0 - 12.0))
-    term.backward()
-    assert kl.grad.item() == pytest.approx(-0.25)  # the KL's weight in the loss drops by 0.25
+def test_rate_controller_by_hand():
+    # KL 10 for a target of 20: relative error +0.5; the integral falls by ki * 0.5 and the
+    # weight sits a further kp * 0.5 below it
+    assert next_rate_control(0.5, kl=10.0, target=20.0, ki=0.1, kp=0.4, floor=-1.0,
+                             ceiling=1.0) == pytest.approx((0.45, 0.25))
+    # KL 30: error -0.5, both move up
+    assert next_rate_control(0.5, kl=30.0, target=20.0, ki=0.1, kp=0.4, floor=-1.0,
+                             ceiling=1.0) == pytest.approx((0.55, 0.75))
+    # the weight may go below 0 (a capped multiplier could not), down to the floor
+    assert next_rate_control(0.1, kl=0.0, target=20.0, ki=0.2, kp=0.5, floor=-1.0,
+                             ceiling=1.0) == pytest.approx((-0.1, -0.6))
+    assert next_rate_control(-0.95, kl=0.0, target=20.0, ki=0.2, kp=0.5, floor=-1.0,
+                             ceiling=1.0) == pytest.approx((-1.0, -1.0))
+    # anti-windup: far above the target, both stop at the ceiling (beta)
+    assert next_rate_control(0.98, kl=200.0, target=20.0, ki=0.1, kp=0.4, floor=-1.0,
+                             ceiling=1.0) == pytest.approx((1.0, 1.0))
+    # at the target nothing moves
+    assert next_rate_control(0.3, kl=20.0, target=20.0, ki=0.1, kp=0.4, floor=-1.0,
+                             ceiling=1.0) == pytest.approx((0.3, 0.3))
 
 
-def test_rate_multiplier_rises_below_the_target_falls_above_and_stays_in_range():
-    assert update_rate_multiplier(0.5, kl=10.0, target=20.0, lr=0.01, ceiling=1.0) == pytest.approx(0.6)
-    assert update_rate_multiplier(0.5, kl=30.0, target=20.0, lr=0.01, ceiling=1.0) == pytest.approx(0.4)
-    assert update_rate_multiplier(0.05, kl=40.0, target=20.0, lr=0.01, ceiling=1.0) == 0.0
-    assert update_rate_multiplier(0.95, kl=0.0, target=20.0, lr=0.01, ceiling=1.0) == 1.0
-    assert update_rate_multiplier(0.0, kl=0.0, target=0.0, lr=0.01, ceiling=1.0) == 0.0
-
-
-def test_training_loss_adds_the_rate_term_only_with_a_target():
+def test_training_loss_takes_the_lower_of_beta_and_the_controllers_weight():
     from types import SimpleNamespace
 
     from seqvae.config import ObjectiveConfig
@@ -164,9 +168,38 @@ def test_training_loss_adds_the_rate_term_only_with_a_target():
     assert plain.loss.item() == pytest.approx(8.0 + 0.5 * 1.0)
     assert plain.mean_kl().item() == pytest.approx(1.0)
     rated = training_loss(out, batch, beta=0.5, objective=ObjectiveConfig(target_kl=5.0),
-                          rate_multiplier=0.3)
-    assert rated.loss.item() == pytest.approx(8.0 + 0.5 * 1.0 + 0.3 * (5.0 - 1.0))
-    assert rated.rate_multiplier == 0.3
+                          rate_weight=0.3)
+    assert rated.loss.item() == pytest.approx(8.0 + 0.3 * 1.0)
+    assert (rated.beta, rated.kl_weight) == (0.5, 0.3)
+    # the controller never raises the weight above the schedule's (a cyclical restart: 0)
+    capped = training_loss(out, batch, beta=0.0, objective=ObjectiveConfig(target_kl=5.0),
+                           rate_weight=0.7)
+    assert capped.loss.item() == pytest.approx(8.0) and capped.kl_weight == 0.0
+    # without a target the controller's weight is ignored
+    off = training_loss(out, batch, beta=0.5, objective=ObjectiveConfig(target_kl=0.0),
+                        rate_weight=-0.4)
+    assert off.loss.item() == pytest.approx(8.0 + 0.5 * 1.0) and off.kl_weight == 0.5
+
+
+def test_a_negative_weight_rewards_every_dimensions_kl_free_bits_or_not():
+    from types import SimpleNamespace
+
+    from seqvae.config import ObjectiveConfig
+    from seqvae.objective import training_loss
+    mu = torch.tensor([[1.0, 0.2]], requires_grad=True)
+    out = SimpleNamespace(mu=mu, logvar=torch.zeros(1, 2), rec=torch.tensor([3.0]), z=mu)
+    # KL per dimension 0.5 and 0.02; the second is below the free-bits floor of 0.1
+    terms = training_loss(out, SimpleNamespace(targets=None), 1.0,
+                          ObjectiveConfig(target_kl=5.0, free_bits=0.1), rate_weight=-0.5)
+    assert terms.loss.item() == pytest.approx(3.0 - 0.5 * 0.52)
+    terms.loss.backward()
+    # d/dmu of -0.5 * 0.5 * mu^2 = -0.5 * mu: both dimensions are pushed up, the one below the
+    # floor included (floored, it would get no gradient at all)
+    assert mu.grad[0].tolist() == pytest.approx([-0.5, -0.1])
+    # with a positive weight the floor applies as before
+    pos = training_loss(out, SimpleNamespace(targets=None), 1.0,
+                        ObjectiveConfig(target_kl=5.0, free_bits=0.1), rate_weight=0.5)
+    assert pos.loss.item() == pytest.approx(3.0 + 0.5 * (0.5 + 0.1))
 
 
 def test_selection_score_charges_at_least_the_target_rate():
@@ -206,28 +239,10 @@ def test_training_loss_property_term_and_detached_terms_by_hand():
     for name in ("loss", "rec", "kl_per_dim", "kl_term", "property"):
         tensor = getattr(frozen, name)
         assert not tensor.requires_grad and torch.equal(tensor, getattr(terms, name).detach())
-    assert (frozen.beta, frozen.rate_multiplier) == (0.5, 0.0)
+    assert (frozen.beta, frozen.kl_weight) == (0.5, 0.5)
     # without targets, or without a head, there is no property term
     assert training_loss(out, SimpleNamespace(targets=None), 0.5, ObjectiveConfig(target_kl=0.0),
                          head).property is None
-
-
-def test_rate_term_boundaries_and_detached_multiplier():
-    from types import SimpleNamespace
-
-    from seqvae.config import ObjectiveConfig
-    from seqvae.objective import training_loss
-    mu = torch.tensor([[1.0, 0.0]])
-    out = SimpleNamespace(mu=mu, logvar=torch.zeros(1, 2), rec=torch.tensor([2.0]), z=mu)
-    batch = SimpleNamespace(targets=None)
-    # KL 0.5; a target of 0 adds nothing even with a multiplier left over
-    off = training_loss(out, batch, 1.0, ObjectiveConfig(target_kl=0.0), rate_multiplier=0.3)
-    assert off.loss.item() == pytest.approx(2.0 + 0.5)
-    # a target below one nat still counts
-    small = training_loss(out, batch, 1.0, ObjectiveConfig(target_kl=0.75), rate_multiplier=0.4)
-    assert small.loss.item() == pytest.approx(2.0 + 0.5 + 0.4 * (0.75 - 0.5))
-    frozen = small.detached()
-    assert frozen.rate_multiplier == 0.4 and frozen.property is None
 
 
 def test_word_dropout_threshold_and_seeded_generator():

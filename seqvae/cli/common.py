@@ -33,8 +33,10 @@ def checkpoint_options() -> argparse.ArgumentParser:
     the device."""
     parent = argparse.ArgumentParser(add_help=False, parents=[device_options()])
     parent.add_argument("checkpoint", type=model_file, metavar="MODEL",
-                        help="a shipped model's name (see `seqvae models`), a run folder "
-                             "written by seqvae train, or a checkpoint file (DIR/model.pt)")
+                        help="a shipped model's name (see `seqvae models`; a bare name always "
+                             "means the shipped model, so write ./NAME for a local folder of "
+                             "that name), a run folder written by seqvae train, or a checkpoint "
+                             "file (DIR/model.pt); a shipped file's checksum is checked either way")
     return parent
 
 
@@ -94,11 +96,26 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace, base: Config) -> Config:
-    """Apply the config flags that were given on top of ``base``."""
-    for key, value in vars(args).items():
-        if "." in key:
-            section, name = key.split(".", 1)
-            base = base.override(section, **{name: value})
+    """Apply the config flags that were given on top of ``base``.
+
+    Two flags mean what they say whatever the preset holds: ``--max-steps N`` without
+    ``--epochs`` runs N steps (the preset's epoch count no longer cuts it short), and a model
+    without a latent has no rate to hold (``--target-kl`` together with ``--latent-dim 0`` is
+    refused; the preset's target is dropped).
+    """
+    given = {key for key in vars(args) if "." in key}
+    for key in given:
+        section, name = key.split(".", 1)
+        base = base.override(section, **{name: getattr(args, key)})
+    if "train.max_steps" in given and "train.epochs" not in given \
+            and base.train.max_steps is not None:
+        base = base.override("train", epochs=None)
+    if base.model.latent_dim == 0:
+        if "objective.target_kl" in given and base.objective.target_kl > 0:
+            raise SeqVAEError("--target-kl holds the information in the code z, and a model "
+                              "without a latent (--no-latent, --latent-dim 0) has none; drop one "
+                              "of the two")
+        base = base.override("objective", target_kl=0.0)
     return base
 
 

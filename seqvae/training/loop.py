@@ -14,22 +14,18 @@ from typing import Any, Callable
 from .. import distributed
 from ..config import Config
 from ..errors import SeqVAEError
+from ..logs import to_stderr
 from .progress import Progress
+from .rate_control import update_rate_control
 from .run import Run, make_batch, setup_run
-from .step import (
-    end_pretraining,
-    next_rate_multiplier,
-    pretraining_ends,
-    set_learning_rate,
-    train_step,
-)
+from .step import end_pretraining, pretraining_ends, set_learning_rate, train_step
 from .validation import validate
 
 MAX_BAD_STEPS = 20  # consecutive non-finite steps before giving up
 
 
 def train(config: Config, out_dir: str | Path, resume: bool = False, device: str = "auto",
-          log: Callable[[str], None] = print, progress: bool | None = None) -> dict[str, Any]:
+          log: Callable[[str], None] = to_stderr, progress: bool | None = None) -> dict[str, Any]:
     """Train a sequence VAE and write the run folder; returns the final summary.
 
     With ``resume``, continue from ``out_dir/last.pt`` (its tokenizer and state; the given
@@ -39,7 +35,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
     tc, state, ctx = run.config.train, run.state, run.ctx
     meter = Progress(run, progress)
     last_validated, bad_in_a_row, stop = -1, 0, False
-    while state.epoch < tc.epochs and not stop:
+    while (tc.epochs is None or state.epoch < tc.epochs) and not stop:
         for index in run.epoch_batches()[state.batch_in_epoch:]:
             if state.step >= run.total_steps:
                 stop = True
@@ -48,7 +44,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
             lr = set_learning_rate(run.optimizer, state.step, tc, run.total_steps)
             batch = make_batch(run, index)
             terms, finite = train_step(run.net, run.model, batch, state.step, run.config,
-                                       run.total_steps, state.rate_multiplier)
+                                       run.total_steps, state.rate_weight)
             state.batch_in_epoch += 1
             if ctx.active:  # every rank skips, or none does
                 finite = ctx.sum([0.0 if finite else 1.0])[0] == 0
@@ -57,7 +53,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, device: str
                 continue
             bad_in_a_row = 0
             run.optimizer.step()
-            state.rate_multiplier = next_rate_multiplier(terms, run.config, ctx.mean)
+            update_rate_control(state, terms, run.config, run.model, run.probe, ctx.mean)
             state.step += 1
             meter.step_taken(terms, batch, lr)
             if tc.val_every and state.step % tc.val_every == 0:

@@ -2,6 +2,7 @@
 the terms since the last row, written to metrics.csv and printed."""
 from __future__ import annotations
 
+import sys
 import time
 
 from tqdm.auto import tqdm
@@ -46,19 +47,23 @@ class Progress:
         # means over the ranks' equal shares = the means over the global batches
         rec, kl, loss, tokens = run.ctx.sum([self.sums[k] for k in ("rec", "kl", "loss", "tokens")])
         n, beta = self.n * run.ctx.world, terms.beta
+        rated = terms.kl_weight is not None and bool(run.config.objective.target_kl)
         row = dict(rec=rec / n, kl=kl / n, loss=loss / n, kl_weight=beta,
-                   rate_multiplier=state.rate_multiplier, lr=lr,
+                   rate_weight=terms.kl_weight if rated else None,
+                   kl_gap=state.rate_gap if rated else None, lr=lr,
                    tokens_per_s=tokens / (now - self.t0))
         state.seconds = now - self.started
         run.folder.log_metrics(step=state.step, epoch=state.epoch, split="train",
                                seconds=state.seconds, **row)
         self.bar.set_postfix(rec=f"{row['rec']:.2f}", kl=f"{row['kl']:.2f}", beta=f"{beta:.3f}")
-        if run.ctx.is_main:
-            self.bar.write(f"train  step {state.step:>7}  rec {row['rec']:8.3f}  kl {row['kl']:7.3f}"
-                           f"  beta {beta:.4f}"
-                           + (f"  multiplier {state.rate_multiplier:.3f}"
-                              if run.config.objective.target_kl else "")
-                           + f"  lr {lr:.2e}  {row['tokens_per_s']:,.0f} tokens/s")
+        line = (f"train  step {state.step:>7}  rec {row['rec']:8.3f}  kl {row['kl']:7.3f}"
+                f"  beta {beta:.4f}"
+                + (f"  weight {terms.kl_weight:+.3f}  gap {state.rate_gap:+.2f}" if rated else "")
+                + f"  lr {lr:.2e}  {row['tokens_per_s']:,.0f} tokens/s")
+        # Through the run's own log (stderr from the CLI), with the bar cleared and redrawn
+        # around it; tqdm.write would print to stdout, which belongs to a Python caller.
+        with tqdm.external_write_mode(file=sys.stderr):
+            run.log(line)
         self._reset(now)
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from ..devices import resolve_device
 from ..errors import SeqVAEError
 from ..model import SeqVAE
 from ..molecules.chemistry import compute_properties
+from .rate_control import RateProbe, make_probe
 from .run_folder import RunFolder
 from .step import AUGMENT_STRIDE, TrainState, make_optimizer, step_draws, to_device
 
@@ -45,6 +46,7 @@ class Run:
     steps_per_epoch: int
     total_steps: int
     log: Callable[[str], None]
+    probe: RateProbe | None = None   # held-out sequences the --target-kl controller measures
     latest_validation: dict[str, Any] = field(default_factory=dict)
 
     def epoch_batches(self) -> list[np.ndarray]:
@@ -63,6 +65,11 @@ def setup_run(config: Config, out_dir: str | Path, resume: bool, device: str,
               log: Callable[[str], None]) -> Run:
     """Prepare a run (or load the one to resume) and write its config; see :class:`Run`."""
     config.validate()
+    if config.model.latent_dim == 0 and config.objective.target_kl:
+        # A language model has no code to hold a rate in; a target would only charge its
+        # validation ELBO for nats it cannot have.
+        log("seqvae: no latent (--latent-dim 0): --target-kl does not apply; training without it")
+        config = config.override("objective", target_kl=0.0)
     folder = RunFolder(out_dir)
     dev = resolve_device(device)
     ctx = distributed.init(dev)
@@ -108,21 +115,45 @@ def setup_run(config: Config, out_dir: str | Path, resume: bool, device: str,
         optimizer.load_state_dict(resumed.blob["optimizer"])
         saved = dict(resumed.blob["train_state"])
         rng = saved.pop("torch_rng")
+        # The capped multiplier of older checkpoints has no meaning for the controller, which
+        # starts afresh from beta.
+        saved.pop("rate_multiplier", None)
         state = TrainState(**saved)
         torch.set_rng_state(rng)
         log(f"seqvae: resuming {folder.last} at step {state.step} "
             f"(epoch {state.epoch + 1}, batch {state.batch_in_epoch})")
     folder.start(config, state.step)
     steps_per_epoch = len(bucketed_batches(data.splits["train"].lengths, tc.batch_size, tc.seed, 0))
-    total_steps = tc.epochs * steps_per_epoch
-    if tc.max_steps is not None:
-        total_steps = min(total_steps, tc.max_steps)
+    total_steps = planned_steps(tc.epochs, steps_per_epoch, tc.max_steps)
+    if tc.max_steps is not None and total_steps < tc.max_steps:
+        log(f"seqvae: note: {tc.epochs} epochs of {steps_per_epoch} steps end this run at step "
+            f"{total_steps}, before --max-steps {tc.max_steps}; pass --epochs none (or a larger "
+            "--epochs) to run all of them")
+    probe = None
+    if config.objective.target_kl > 0:
+        oc = config.objective
+        if oc.kl_schedule != "constant":
+            log(f"seqvae: note: --target-kl {oc.target_kl:g} sets the KL weight itself (at most "
+                f"--kl-weight {oc.kl_weight:g}); --kl-schedule {oc.kl_schedule} is not used")
+        probe = make_probe(data.splits["valid"], dev, tc.seed)
+        if probe is None:
+            log("seqvae: note: no validation sequences: --target-kl holds the training "
+                "batches' KL, uncorrected")
     n_params = sum(p.numel() for p in model.parameters())
     log(f"seqvae: {n_params / 1e6:.2f}M parameters on {dev}; {steps_per_epoch} steps per epoch, "
         f"{total_steps} steps in all; run folder {folder.path}"
         + (f"; {ctx.world} processes (DDP), global batch {tc.batch_size}" if ctx.active else ""))
     return Run(config, ctx, dev, folder, data, model, net, optimizer, state, targets,
-               steps_per_epoch, total_steps, log)
+               steps_per_epoch, total_steps, log, probe)
+
+
+def planned_steps(epochs: int | None, steps_per_epoch: int, max_steps: int | None) -> int:
+    """The steps a run will take: ``epochs`` passes, cut at ``max_steps`` (either may be None,
+    not both: :meth:`Config.validate` refuses that)."""
+    by_epochs = epochs * steps_per_epoch if epochs is not None else None
+    if max_steps is None:
+        return by_epochs
+    return max_steps if by_epochs is None else min(by_epochs, max_steps)
 
 
 def make_batch(run: Run, index: np.ndarray) -> Batch:

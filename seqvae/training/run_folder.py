@@ -29,8 +29,11 @@ from ..plots import plot_training_curves
 from ..tokenizers import Tokenizer
 from .step import TrainState
 
-METRIC_FIELDS = ["step", "epoch", "split", "loss", "rec", "kl", "kl_weight", "rate_multiplier", "lr",
-                 "tokens_per_s", "elbo", "nll_per_token", "seconds"]
+# kl_weight: the schedule's beta; rate_weight: the weight the KL entered the loss with under
+# --target-kl (the controller's, at most beta); kl_gap: how far the training batches' KL stands
+# above the held-out probe's.
+METRIC_FIELDS = ["step", "epoch", "split", "loss", "rec", "kl", "kl_weight", "rate_weight",
+                 "kl_gap", "lr", "tokens_per_s", "elbo", "nll_per_token", "seconds"]
 
 
 class RunFolder:
@@ -67,9 +70,10 @@ class RunFolder:
                 csv.DictWriter(fh, METRIC_FIELDS).writeheader()
             return
         kept = [r for r in rows if int(r["step"]) <= step]
-        if len(kept) < len(rows):
+        header = list(rows[0]) if rows else METRIC_FIELDS
+        if len(kept) < len(rows) or header != METRIC_FIELDS:   # an older run: its columns
             with atomic_write(self.metrics, "w") as fh:
-                writer = csv.DictWriter(fh, METRIC_FIELDS)
+                writer = csv.DictWriter(fh, METRIC_FIELDS, extrasaction="ignore")
                 writer.writeheader()
                 writer.writerows(kept)
 

@@ -16,7 +16,7 @@ from ..config import Config, TrainConfig
 from ..data import SEED_STRIDE, Batch
 from ..devices import rng_devices
 from ..model import SeqVAE
-from ..objective import LossTerms, training_loss, update_rate_multiplier, word_dropout
+from ..objective import LossTerms, training_loss, word_dropout
 from ..schedules import kl_weight_at, learning_rate
 from ..tokenizers import BOS_ID, UNK_ID
 
@@ -36,7 +36,12 @@ class TrainState:
     skipped_steps: int = 0     # steps skipped for a non-finite loss or gradient
     seconds: float = 0.0       # training wall time so far
     decoder_reset: bool = False  # the reset after autoencoder pretraining has happened
-    rate_multiplier: float = 0.0  # the --target-kl Lagrange multiplier (Pelsmaeker & Aziz 2020)
+    # The --target-kl controller (training/rate_control.py): its weight for the next step, its
+    # integral, the running mean of the batch KL and the batches' gap over held-out data.
+    rate_weight: float | None = None
+    rate_integral: float | None = None
+    train_kl_ema: float | None = None
+    rate_gap: float = 0.0
     valid_kl: float | None = None  # the KL at the latest validation (read by seqvae optimize)
 
 
@@ -91,14 +96,15 @@ def step_draws(rows: int, width: int, latent_dim: int, seed: int, step: int
 
 
 def train_step(net: nn.Module, model: SeqVAE, batch: Batch, step: int, config: Config,
-               total_steps: int, rate_multiplier: float = 0.0) -> tuple[LossTerms, bool]:
+               total_steps: int, rate_weight: float | None = None) -> tuple[LossTerms, bool]:
     """Forward and backward pass of one batch at optimiser step ``step``; gradients are
     clipped and left in ``.grad`` for the optimiser.
 
     Args:
         net: ``model`` itself, or its DistributedDataParallel wrapper.
         total_steps: the run's length, for a KL warm-up over the whole run.
-        rate_multiplier: the ``--target-kl`` multiplier at this step (``TrainState``).
+        rate_weight: the ``--target-kl`` controller's KL weight at this step
+            (``TrainState.rate_weight``; None: the schedule's beta).
     Returns:
         the detached loss terms, and whether the loss and the gradients are finite.
     """
@@ -111,24 +117,13 @@ def train_step(net: nn.Module, model: SeqVAE, batch: Batch, step: int, config: C
                         enabled=config.train.precision == "bf16"):
         out = net(batch.tokens, batch.lengths, decoder_inputs=inputs, noise=batch.noise)
     terms = training_loss(out, batch, kl_weight_at(step, oc, total_steps), oc,
-                          model.property_head, rate_multiplier)
+                          model.property_head, rate_weight)
     model.zero_grad(set_to_none=True)
     terms.loss.backward()
     clip = config.train.grad_clip if config.train.grad_clip > 0 else math.inf
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     finite = bool(torch.isfinite(terms.loss)) and bool(torch.isfinite(grad_norm))
     return terms.detached(), finite
-
-
-def next_rate_multiplier(terms: LossTerms, config: Config, mean_over_ranks) -> float:
-    """The ``--target-kl`` multiplier for the next step, from this step's batch KL (averaged
-    over the ranks by ``mean_over_ranks``, so every rank takes the same step)."""
-    oc = config.objective
-    if oc.target_kl <= 0:
-        return 0.0
-    kl = mean_over_ranks(terms.mean_kl().item())
-    return update_rate_multiplier(terms.rate_multiplier, kl, oc.target_kl, oc.target_kl_lr,
-                                  ceiling=terms.beta)
 
 
 def to_device(tokens: torch.Tensor, lengths: torch.Tensor, device: torch.device
