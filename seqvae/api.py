@@ -24,6 +24,7 @@ from .data import PreparedData, TokenizedSplit, collate, prepare_data
 from .decoding import decode as decode_ids
 from .devices import resolve_device
 from .errors import SeqVAEError
+from .logs import to_stderr
 from .model import SeqVAE
 from .molecules.chemistry import is_valid, validity_and_uniqueness
 from .text.interpolation import path as latent_path
@@ -150,7 +151,7 @@ class TrainedVAE:
             return empty, empty.clone()
         return torch.cat(means), torch.cat(logvars)
 
-    def corpus(self, log: Callable[[str], None] = print) -> PreparedData:
+    def corpus(self, log: Callable[[str], None] = to_stderr) -> PreparedData:
         """The corpus the model was trained on, tokenised with its own tokenizer (cached)."""
         return prepare_data(self.config.data, self.config.tokenizer, tokenizer=self.tokenizer,
                             log=log)

@@ -35,11 +35,12 @@ from .corpus_files import (
     sniff_kind,
 )
 from .errors import SeqVAEError
+from .logs import to_stderr
 from .molecules.moses_corpus import load_moses
 from .text.ptb import load_ptb
 
 
-def load_corpus(config: DataConfig, log: Callable[[str], None] = print) -> Corpus:
+def load_corpus(config: DataConfig, log: Callable[[str], None] = to_stderr) -> Corpus:
     """The corpus named by ``config.source``, split, with ``limit_train`` applied."""
     if config.kind not in ("smiles", "text", "auto"):
         raise SeqVAEError(f"unknown data kind {config.kind!r}; choose smiles, text or auto")

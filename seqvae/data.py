@@ -20,6 +20,7 @@ from .corpora import load_corpus
 from .corpus_files import Corpus
 from .errors import SeqVAEError
 from .files import atomic_write, cache_dir
+from .logs import to_stderr
 from .molecules.chemistry import canonical, is_valid, randomized_smiles
 from .tokenizers import (
     BOS_ID,
@@ -144,7 +145,7 @@ def valid_smiles_mask(texts: Sequence[str], label: str = "") -> np.ndarray:
 
 
 def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | None = None,
-                 log: Callable[[str], None] = print) -> PreparedData:
+                 log: Callable[[str], None] = to_stderr) -> PreparedData:
     """Load the corpus, fit the tokenizer on its training split, tokenise every split.
 
     The result (tokenizer included) is cached under ``<cache>/prepared/``, keyed by the

@@ -25,6 +25,7 @@ from .data import TokenizedSplit, collate
 from .decoding import decode
 from .errors import SeqVAEError
 from .gaussian import gaussian_kl, reparameterize
+from .logs import to_stderr
 from .metrics import (
     active_units,
     corpus_bleu,
@@ -139,7 +140,7 @@ def format_table(results: dict[str, Any], title: str = "") -> str:
     return "\n".join(lines)
 
 
-def load_split(vae: TrainedVAE, split: str, log: Callable[[str], None] = print) -> TokenizedSplit:
+def load_split(vae: TrainedVAE, split: str, log: Callable[[str], None] = to_stderr) -> TokenizedSplit:
     """A split of the corpus the model was trained on, tokenised with its tokenizer."""
     data = vae.corpus(log=log)
     if split not in data.splits:

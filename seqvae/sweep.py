@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import SeqVAEError
+from .logs import to_stderr
 from .plots import plot_rate_distortion
 
 # The columns of the sweep table, by corpus kind: (label, key in evaluate's JSON, format).
@@ -73,7 +74,7 @@ def _run_all(commands: list[tuple[list[str], Path]], parallel: int,
 
 def run_sweep(out: str | Path, rates: Sequence[float], train_args: Sequence[str],
               evaluate_args: Sequence[str] = (), parallel: int = 2,
-              log: Callable[[str], None] = print,
+              log: Callable[[str], None] = to_stderr,
               compare: Sequence[str | Path] = ()) -> list[dict[str, Any]]:
     """Train and evaluate one model per rate; returns one row per rate and writes
     ``sweep.csv``, ``sweep.md`` and ``rate_distortion.png`` into ``out``.

@@ -14,6 +14,7 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem import QED, Crippen, Descriptors, RDConfig
 
 from ..files import atomic_write, cache_dir
+from ..logs import to_stderr
 from ..parallel import parallel_map
 
 RDLogger.DisableLog("rdApp.*")  # decoded junk would otherwise flood stderr with parse errors
@@ -152,7 +153,7 @@ def _target_row(smiles: str) -> tuple[float, ...]:
     return values if values is not None else (float("nan"),) * len(TARGET_PROPERTIES)
 
 
-def compute_properties(smiles: Sequence[str], log: Callable[[str], None] = print,
+def compute_properties(smiles: Sequence[str], log: Callable[[str], None] = to_stderr,
                        workers: int | None = None) -> np.ndarray:
     """(N, 4) float32 logP, QED, SA, penalised logP; NaN rows for invalid SMILES. Computed in
     parallel once per list of SMILES and cached under ``<cache>/properties/``."""

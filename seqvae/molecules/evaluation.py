@@ -23,6 +23,7 @@ import torch
 from ..api import TrainedVAE
 from ..files import atomic_write, cache_dir
 from ..gaussian import gaussian_kl
+from ..logs import to_stderr
 from ..parallel import parallel_map
 from ..plots import plot_property_distributions
 from .chemistry import PROPERTY_NAMES, canonical, properties
@@ -71,7 +72,7 @@ def _key(smiles: Sequence[str]) -> str:
     return h.hexdigest()[:20]
 
 
-def reference_set(smiles: Sequence[str], log: Callable[[str], None] = print) -> ReferenceSet:
+def reference_set(smiles: Sequence[str], log: Callable[[str], None] = to_stderr) -> ReferenceSet:
     """The statistics of a reference set (e.g. MOSES test), from the cache when possible."""
     path = cache_dir() / "reference" / f"v{STATISTICS_VERSION}-{_key(smiles)}.npz"
     if path.exists():
@@ -110,7 +111,7 @@ def _rdkit_statistics(smiles: list[str]) -> tuple[np.ndarray, Counter, Counter,
         property_values(smiles)
 
 
-def canonical_training_set(smiles: Sequence[str], log: Callable[[str], None] = print) -> set[str]:
+def canonical_training_set(smiles: Sequence[str], log: Callable[[str], None] = to_stderr) -> set[str]:
     """RDKit-canonical forms of the training SMILES (for novelty), cached, in parallel."""
     path = cache_dir() / "reference" / f"train-{_key(smiles)}.txt.gz"
     if path.exists():
@@ -196,7 +197,7 @@ def property_table(smiles: Sequence[str]) -> dict[str, np.ndarray]:
 
 def evaluate_molecules(vae: TrainedVAE, n: int = 30000, seed: int = 0,
                        n_reconstruct: int = 1000, n_stochastic: int = 100,
-                       plot: Path | None = None, log: Callable[[str], None] = print,
+                       plot: Path | None = None, log: Callable[[str], None] = to_stderr,
                        progress: bool = False) -> dict[str, Any]:
     """Sample n molecules from the prior (temperature 1) and compute the MOSES metrics against
     the test sets of the model's corpus; reconstruction of test molecules, greedy from the

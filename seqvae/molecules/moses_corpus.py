@@ -17,6 +17,7 @@ from ..config import DataConfig
 from ..corpus_files import Corpus, check_fractions, fingerprint, read_sequences
 from ..errors import SeqVAEError
 from ..files import atomic_write, cache_dir
+from ..logs import to_stderr
 
 COPY_CHUNK = 1 << 20  # bytes per read when unpacking the MOSES splits
 MOLSETS_VERSION = "0.3.1"
@@ -70,7 +71,7 @@ def _download_wheel(log: Callable[[str], None]) -> Path:
     return found[0]
 
 
-def molsets_member(member: str, log: Callable[[str], None] = print) -> bytes:
+def molsets_member(member: str, log: Callable[[str], None] = to_stderr) -> bytes:
     """One file of the molsets wheel (e.g. ``moses/metrics/mcf.csv``), fetched once."""
     wheel = _download_wheel(log)
     try:

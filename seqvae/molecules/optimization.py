@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ..api import TrainedVAE
 from ..errors import SeqVAEError
+from ..logs import to_stderr
 from ..parallel import parallel_map
 from .chemistry import (
     TARGET_PROPERTIES,
@@ -132,7 +133,7 @@ def constrained_summary(rows: Sequence[dict[str, Any]], start_values: dict[str, 
 
 
 def lowest_test_molecules(vae: TrainedVAE, objective: str, n: int,
-                          log=print) -> list[tuple[str, float]]:
+                          log=to_stderr) -> list[tuple[str, float]]:
     """The n molecules of the model's test split with the lowest true ``objective`` (RDKit,
     computed once and cached), lowest first: the starts of the constrained benchmark
     (Jin et al. 2018 use the 800 lowest penalised-logP molecules of their test set)."""

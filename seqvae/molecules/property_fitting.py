@@ -14,6 +14,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data import TokenizedSplit
 from ..devices import resolve_device
 from ..errors import SeqVAEError
+from ..logs import to_stderr
 from .chemistry import compute_properties
 from .property_head import PropertyHead, property_loss, regression_metrics
 
@@ -36,7 +37,7 @@ def fit_head_on_means(vae: TrainedVAE, train_split: TokenizedSplit, train_target
                       valid_split: TokenizedSplit, valid_targets: np.ndarray, hidden: int = 256,
                       epochs: int = 30, batch_size: int = 256, lr: float = 1e-3,
                       max_train: int | None = None, seed: int = 0,
-                      log: Callable[[str], None] = print,
+                      log: Callable[[str], None] = to_stderr,
                       ) -> tuple[PropertyHead, dict[str, dict[str, float]]]:
     """Fit a :class:`PropertyHead` afterwards, on the posterior means of a trained (frozen)
     encoder; returns the head and its validation MAE / R^2 per property.
@@ -76,7 +77,7 @@ def fit_head_on_means(vae: TrainedVAE, train_split: TokenizedSplit, train_target
 
 def add_property_head(checkpoint: str | Path, out: str | Path, hidden: int = 256,
                       epochs: int = 30, max_train: int | None = 100_000, seed: int = 0,
-                      device: str = "auto", log: Callable[[str], None] = print,
+                      device: str = "auto", log: Callable[[str], None] = to_stderr,
                       ) -> dict[str, dict[str, float]]:
     """Fit a property head on the posterior means of a trained SMILES model and write a new
     checkpoint ``out`` holding the model with that head; returns the validation metrics."""
