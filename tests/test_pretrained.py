@@ -64,6 +64,34 @@ def test_names_folders_and_files(shelf, trained_smiles_run, tmp_path):
     assert not pretrained.is_shipped(trained_smiles_run / "model.pt")
 
 
+def test_a_bare_name_means_the_shipped_model_even_beside_a_local_folder_of_that_name(
+        shelf, trained_smiles_run, tmp_path, monkeypatch):
+    target = export_half_precision(trained_smiles_run / "model.pt", shelf / "tiny.pt")
+    pretrained.register("tiny", target, "", "")
+    work = tmp_path / "work"
+    (work / "tiny").mkdir(parents=True)
+    (work / "tiny" / "model.pt").write_bytes((trained_smiles_run / "model.pt").read_bytes())
+    monkeypatch.chdir(work)
+    assert pretrained.resolve("tiny") == target                  # the name: the shipped model
+    assert pretrained.resolve("./tiny") == Path("tiny") / "model.pt"   # a path: the folder
+    assert pretrained.resolve(Path("tiny")) == Path("tiny") / "model.pt"
+
+
+def test_a_shipped_file_given_by_its_path_is_checked_too(shelf, trained_smiles_run):
+    target = export_half_precision(trained_smiles_run / "model.pt", shelf / "tiny.pt")
+    pretrained.register("tiny", target, "", "")
+    assert pretrained.resolve(str(target)) == target
+    with open(target, "r+b") as fh:          # one byte changed in the middle of the file
+        fh.seek(target.stat().st_size // 2)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(SeqVAEError, match="SHA-256"):
+        load(str(target), device="cpu")
+    with pytest.raises(SeqVAEError, match="SHA-256"):
+        load(target, device="cpu")
+
+
 # The guard: each shipped model, loaded as a user loads it, must still score what it scored
 # when it was shipped (measured with the commands in the comments, on this repository's data/
 # files). A change that breaks loading, half-precision weights or decoding fails here.
@@ -74,7 +102,9 @@ SHIPPED_GUARDS = {
     # exact greedy reconstruction of the first 300 sentences of data/ptb_sample.txt (PTB train)
     "ptb": ("ptb_sample.txt", 300, 10 / 300),
 }
-GUARD_TOLERANCE = 0.02  # decoding is deterministic; the margin allows for other CPUs' arithmetic
+# Decoding is deterministic: the margin is one or two items (of 1,000 molecules, of 300
+# sentences) whose argmax may tie differently under another CPU's summation order.
+GUARD_TOLERANCE_ITEMS = {"moses": 2, "ptb": 1}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_GUARDS))
@@ -91,4 +121,5 @@ def test_a_shipped_model_still_scores_what_its_card_says(name):
         back = vae.reconstruct(lines)
         share = sum(vae.tokenizer.encode(a) == vae.tokenizer.encode(b)
                     for a, b in zip(lines, back)) / n
-    assert share == pytest.approx(expected, abs=GUARD_TOLERANCE)
+    assert abs(share * n - expected * n) <= GUARD_TOLERANCE_ITEMS[name] + 1e-9, \
+        f"{share * n:.0f} of {n} reconstructed; the card says {expected * n:.0f}"

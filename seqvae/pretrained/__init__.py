@@ -83,6 +83,12 @@ def _verified(path: Path, expected: str, stamp: tuple[int, float]) -> None:
                           "seqvae) or load your own checkpoint instead")
 
 
+def verify_shipped(entry: PretrainedModel) -> None:
+    """Raise :class:`SeqVAEError` unless a shipped file has its recorded SHA-256."""
+    stat = entry.path.stat()
+    _verified(entry.path, entry.sha256, (stat.st_size, stat.st_mtime))
+
+
 def is_shipped(path: str | Path) -> bool:
     """Whether a checkpoint file is one of the shipped models (its folder is read-only in an
     installed package: commands write their outputs elsewhere)."""
@@ -92,19 +98,26 @@ def is_shipped(path: str | Path) -> bool:
 def resolve(name_or_path: str | Path) -> Path:
     """The checkpoint file meant by a shipped model's name, a file, or a run folder.
 
-    A shipped model's checksum is verified here, before anything reads the file.
+    A bare shipped name (``"moses"``) always means the shipped model, even where the current
+    folder holds a file or folder of that name: the same command must not load different
+    models in different folders. Such a local one is reached as a path (``./moses``). A shipped
+    model's checksum is verified here, before anything reads the file, whether it is named or
+    given by its path.
     """
     text = str(name_or_path)
     shipped = models()
-    if text in shipped and not Path(text).exists():
+    if isinstance(name_or_path, str) and text in shipped:
         entry = shipped[text]
         if not entry.path.is_file():
             raise SeqVAEError(f"the shipped model {text!r} is missing from this installation "
                               f"({entry.path}); reinstall seqvae")
-        stat = entry.path.stat()
-        _verified(entry.path, entry.sha256, (stat.st_size, stat.st_mtime))
+        verify_shipped(entry)
         return entry.path
     path = Path(name_or_path)
+    if path.is_file() and is_shipped(path):
+        entry = next((e for e in shipped.values() if e.file == path.name), None)
+        if entry is not None:
+            verify_shipped(entry)
     if path.is_dir():
         if (path / "model.pt").is_file():
             return path / "model.pt"
