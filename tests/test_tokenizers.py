@@ -349,3 +349,9 @@ def test_selfies_large_batches_are_translated_in_parallel_with_the_same_result(s
     parallel = SelfiesTokenizer.fit(smiles)
     assert parallel.state_dict() == serial.state_dict()
     assert parallel.encode_batch(smiles) == [serial.encode(s) for s in smiles]
+
+
+def test_the_word_tokenizer_refuses_smiles():
+    # every molecule would be a "word" of its own: a vocabulary the size of the corpus
+    with pytest.raises(SeqVAEError, match="word tokenizer"):
+        fit_tokenizer(TokenizerConfig(kind="word"), ["CCO", "c1ccccc1"], "smiles")

@@ -66,6 +66,10 @@ def fit_tokenizer(config: TokenizerConfig, train_texts: Sequence[str],
     kind = config.kind
     if kind == "auto":
         kind = "smiles" if corpus_kind == "smiles" else "word"
+    if kind == "word" and corpus_kind == "smiles":
+        raise SeqVAEError("the word tokenizer splits text at spaces, and SMILES have none: "
+                          "every molecule would be a word of its own. Use --tokenizer smiles "
+                          "(or char, selfies), or give a text corpus with --data")
     if kind == "selfies" and corpus_kind != "smiles":
         raise SeqVAEError("the selfies tokenizer reads SMILES; this corpus is text "
                           "(use word, char or sentencepiece, or pass --kind smiles)")

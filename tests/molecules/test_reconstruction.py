@@ -44,6 +44,24 @@ def test_stochastic_reconstruction_counts_every_decode_of_every_encoding():
     assert (result["molecules"], result["encodings"], result["decodes"]) == (2, 3, 4)
 
 
+class SometimesVAE(EchoVAE):
+    """Gives back its answer for one decode in four, and methane otherwise."""
+
+    def decode(self, z, method="greedy", temperature=1.0, seed=None):
+        answers = super().decode(z, method, temperature, seed)
+        return [a if i % 4 == 0 else "C" for i, a in enumerate(answers)]
+
+
+def test_stochastic_reconstruction_tells_the_share_of_decodes_from_any_decode():
+    inputs = ["OCC", "c1ccccc1"]
+    vae = SometimesVAE(inputs, ["CCO", "CCCC"])
+    result = stochastic_reconstruction(vae, inputs, encodings=3, decodes=4)
+    # OCC: 3 of its 12 decodes are OCC; benzene: none. Share of all 24 decodes: 3/24; OCC has
+    # at least one, benzene none: any = 1/2
+    assert result["share"] == pytest.approx(3 / 24)
+    assert result["any"] == pytest.approx(0.5)
+
+
 def test_stochastic_reconstruction_of_a_trained_model(trained_smiles_run):
     from seqvae import load
     vae = load(trained_smiles_run / "model.pt", device="cpu")
