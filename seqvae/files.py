@@ -6,6 +6,7 @@ a process killed mid-write leaves either the old file or the new one, never a mi
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,3 +48,12 @@ def atomic_write(path: str | Path, mode: str = "wb", fsync: bool = False) -> Ite
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

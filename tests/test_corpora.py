@@ -409,3 +409,17 @@ def test_a_lone_quote_in_a_csv_is_a_clear_error(tmp_path):
     path.write_bytes(b'"')
     with pytest.raises(SeqVAEError, match="not valid CSV|no CSV column|which CSV column"):
         read_sequences(path)
+
+
+def test_a_fetched_molsets_wheel_with_another_checksum_is_deleted(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQVAE_CACHE", str(tmp_path / "cache"))
+    downloads = tmp_path / "cache" / "downloads"
+
+    def fake_pip(cmd, **kwargs):      # "downloads" a wheel that is not the one PyPI serves
+        downloads.mkdir(parents=True, exist_ok=True)
+        fake_wheel(downloads / f"molsets-{moses_corpus.MOLSETS_VERSION}-py3-none-any.whl")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+    monkeypatch.setattr(moses_corpus.subprocess, "run", fake_pip)
+    with pytest.raises(SeqVAEError, match="SHA-256"):
+        load_corpus(DataConfig(source="moses"), quiet)
+    assert not list(downloads.glob("*.whl"))

@@ -16,11 +16,14 @@ import numpy as np
 from ..config import DataConfig
 from ..corpus_files import Corpus, check_fractions, fingerprint, read_sequences
 from ..errors import SeqVAEError
-from ..files import atomic_write, cache_dir
+from ..files import atomic_write, cache_dir, sha256_of
 from ..logs import to_stderr
 
 COPY_CHUNK = 1 << 20  # bytes per read when unpacking the MOSES splits
 MOLSETS_VERSION = "0.3.1"
+# SHA-256 of molsets-0.3.1-py3-none-any.whl as PyPI serves it (51,584,291 bytes); a fetched
+# wheel that differs is deleted, not read.
+MOLSETS_WHEEL_SHA256 = "7f4450e3ebecebe79c3a2a55950c93daddee071120daf64a163d03481e811d34"
 MOSES_MEMBERS = {name: f"moses/dataset/data/{name}.csv.gz"
                  for name in ("train", "test", "test_scaffolds")}
 
@@ -68,6 +71,12 @@ def _download_wheel(log: Callable[[str], None]) -> Path:
         raise SeqVAEError(f"could not fetch molsets {MOLSETS_VERSION} with pip ({last}); check "
                           f"the network or pip's index settings, or put "
                           f"molsets-{MOLSETS_VERSION}-py3-none-any.whl into {downloads} by hand")
+    found_sha = sha256_of(found[0])
+    if found_sha != MOLSETS_WHEEL_SHA256:
+        found[0].unlink()
+        raise SeqVAEError(f"the fetched {found[0].name} has SHA-256 {found_sha[:12]}..., not the "
+                          f"recorded {MOLSETS_WHEEL_SHA256[:12]}...; it was deleted. Check pip's "
+                          "index settings (a mirror serving another file?) and run again")
     return found[0]
 
 

@@ -9,13 +9,13 @@ SHA-256 of each is recorded in ``models.json`` and checked before the file is re
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import SeqVAEError
+from ..files import sha256_of
 
 HERE = Path(__file__).resolve().parent
 REGISTRY_FILE = HERE / "models.json"
@@ -61,14 +61,6 @@ def register(name: str, file: str | Path, description: str, headline: str) -> Pr
                      "headline": headline}
     REGISTRY_FILE.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
     return models()[name]
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @lru_cache(maxsize=None)
