@@ -39,9 +39,10 @@ def linear_cross_entropy(features: Tensor, weight: Tensor, bias: Tensor | None, 
     The same numbers as ``F.cross_entropy(F.linear(features, weight, bias), targets,
     ignore_index=ignore_index, reduction="none")``, computed a slice of rows at a time (at
     most ``max_scores`` scores exist at once). When gradients are needed, each slice's
-    gradient (softmax - one-hot) is turned into the gradients of the inputs while the slice is still in cache, so the N x V
-    log-softmax is never written out, read back and differentiated: with a 10k-word vocabulary
-    that pass costs about as much as the output projection's matrix products. This is the
+    gradient (softmax - one-hot) is turned into the gradients of the inputs while the slice is
+    still in cache, so the N x V log-softmax is never written out, read back and
+    differentiated: with a 10k-word vocabulary that pass costs about as much as the output
+    projection's matrix products. This is the
     chunked "fused linear cross-entropy" of Liger Kernel (Hsu et al. 2024). Under autocast the
     products run in the autocast dtype; the softmax and the loss are always fp32.
 

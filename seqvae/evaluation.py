@@ -64,7 +64,8 @@ def evaluate_sequences(vae: TrainedVAE, split: TokenizedSplit, k: int = 500, see
         B = tokens.size(0)
         mu, logvar = model.forward_encoder(tokens, lengths)
 
-        def log_likelihood(z: torch.Tensor) -> torch.Tensor:   # (B, s, D) -> (B, s)
+        # tokens and B bound now: the function is called only in this iteration
+        def log_likelihood(z: torch.Tensor, tokens=tokens, B=B) -> torch.Tensor:  # (B, s, D) -> (B, s)
             s = z.size(1)
             return model.log_likelihood(tokens.repeat_interleave(s, dim=0),
                                         z.reshape(B * s, -1)).view(B, s)
@@ -125,7 +126,8 @@ ROWS = [("sequences", "n", "{:,}"), ("target tokens (<eos> counted)", "tokens", 
         ("greedy reconstruction, BLEU-4", "bleu", "{:.3f}"),
         ("interpolation endpoints recovered (pairs)", "endpoint_recovery", "{:.2f}"),
         ("  of sentences up to this many words", "endpoint_max_words", "{}"),
-        ("interpolated sentences, LM NLL per token", "interpolation_fluency", "{:.3f}"), ("wall time (s)", "seconds", "{:.1f}")]
+        ("interpolated sentences, LM NLL per token", "interpolation_fluency", "{:.3f}"),
+        ("wall time (s)", "seconds", "{:.1f}")]
 
 
 def format_table(results: dict[str, Any], title: str = "") -> str:
@@ -135,7 +137,8 @@ def format_table(results: dict[str, Any], title: str = "") -> str:
     for label, key, fmt in ROWS:
         if key in results:
             value = results[key]
-            shown = fmt.format(value) if isinstance(value, (int, float)) and math.isfinite(value) else str(value)
+            finite = isinstance(value, (int, float)) and math.isfinite(value)
+            shown = fmt.format(value) if finite else str(value)
             lines.append(f"  {label:<{width}}  {shown}")
     return "\n".join(lines)
 

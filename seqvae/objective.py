@@ -19,7 +19,8 @@ where w is set step by step by a PI controller that holds the KL at R nats per s
 at beta, w may go below 0, so the loss can reward information in the code where the decoder
 does not want it yet (small data, early training). A new term goes into :func:`training_loss` and
 :class:`LossTerms`, with its settings in :class:`seqvae.config.ObjectiveConfig`; the trainer,
-the benchmark and the logs pick it up from there. The reconstruction kernel is :mod:`seqvae.cross_entropy`, the posterior's KL
+the benchmark and the logs pick it up from there. The reconstruction kernel is
+:mod:`seqvae.cross_entropy`, the posterior's KL
 :mod:`seqvae.gaussian`.
 """
 from __future__ import annotations

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import seqvae
 from seqvae.errors import SeqVAEError
@@ -109,10 +111,6 @@ def test_problems_and_unknown_tokens(vae):
     assert vae.unknown_tokens(texts)[0] == 0 and vae.unknown_tokens(texts)[3] >= 1
     with pytest.raises(SeqVAEError, match=r"input 3 \('C\(C'\) is not a valid SMILES"):
         vae.encode(["CCO", "CCN", "C(C"])
-
-
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

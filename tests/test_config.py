@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from seqvae.config import PRESETS, Config, preset
@@ -40,7 +42,7 @@ def test_every_preset_builds_and_unknown_is_an_error():
 
 
 def test_configs_are_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         Config().model.latent_dim = 3
 
 

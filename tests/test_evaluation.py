@@ -92,7 +92,8 @@ def test_vae_results_are_seeded_and_batch_independent(vae, sentences, monkeypatc
     real = ev.mutual_information
     for bs in (1, 2, 5):
         monkeypatch.setattr(ev, "mutual_information",
-                            lambda mu, logvar, z, bs=bs: seen.setdefault(bs, (mu, logvar, z)) and real(mu, logvar, z))
+                            lambda mu, logvar, z, bs=bs: seen.setdefault(bs, (mu, logvar, z))
+                            and real(mu, logvar, z))
         evaluate_sequences(vae, sentences, k=4, batch_size=bs, seed=5)
     mu, logvar, z = seen[5]
     held = {bs: real(seen[bs][0], seen[bs][1], z) for bs in seen}

@@ -57,7 +57,8 @@ def test_training_curves_draw_each_series_from_the_csv(tmp_path, monkeypatch):
     (fig,) = figures
     rec, kl, schedules, lr = fig.axes                      # three panels and the lr twin axis
     def lines(ax):
-        return {l.get_label(): (list(l.get_xdata()), list(l.get_ydata())) for l in ax.lines}
+        return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+                for line in ax.lines}
     assert lines(rec) == {"train": ([2, 4, 6, 8], [98, 96, 94, 92]),
                           "valid": ([4, 8], [86, 82])}
     assert lines(kl)["train"] == ([2, 4, 6, 8], [0.2, 0.4, 0.6, 0.8])

@@ -17,7 +17,8 @@ from .common import beside, err, model_file, read_inputs
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("evaluate", parents=parents, help="likelihood, latent usage and reconstruction of a model",
+    p = sub.add_parser("evaluate", parents=parents,
+                       help="likelihood, latent usage and reconstruction of a model",
                        description="Importance-weighted NLL and perplexity, ELBO (reconstruction "
                        "and KL), mutual information I(x;z), active units, and greedy "
                        "reconstruction (exact match, BLEU-4) on a split of the training corpus "

@@ -11,7 +11,8 @@ from .report import format_head_table
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("fit-properties", parents=parents, help="fit a property head on a trained SMILES model",
+    p = sub.add_parser("fit-properties", parents=parents,
+                       help="fit a property head on a trained SMILES model",
                        description="Fit an MLP from posterior means to logP, QED, SA and "
                        "penalised logP (computed with RDKit, cached) and write a new checkpoint "
                        "holding the model with that head. Prints validation MAE and R^2.",

@@ -13,7 +13,8 @@ from .report import format_path, format_test_pairs
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("interpolate", parents=parents, help="decode points on a latent path between two sentences",
+    p = sub.add_parser("interpolate", parents=parents,
+                       help="decode points on a latent path between two sentences",
                        description="Encode two sentences (or SMILES) to their posterior means, "
                        "walk a path between them, and decode each point (Bowman et al. 2016).",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -11,7 +11,8 @@ def format_bench(result: dict) -> str:
     ours, peer = result["seqvae"], result.get("peer")
     rows = [("training tokens/s", "train_tok_per_s"), ("training molecules/s", "train_mol_per_s"),
             ("sampling molecules/s", "sample_mol_per_s"), ("encoding molecules/s", "encode_mol_per_s"),
-            ("training GFLOP/s", "train_gflop_per_s"), ("fp32 matmul peak GFLOP/s", "matmul_peak_gflop_per_s"),
+            ("training GFLOP/s", "train_gflop_per_s"),
+            ("fp32 matmul peak GFLOP/s", "matmul_peak_gflop_per_s"),
             ("share of peak", "fraction_of_peak"), ("peak RSS MB", "peak_rss_mb")]
     head = f"{'':26}{'seqvae':>12}" + (f"{'peer':>12}{'ratio':>8}" if peer else "")
     lines = [f"seqvae bench on {ours['device']} ({ours['threads']} threads, torch {ours['torch']}), "

@@ -135,11 +135,11 @@ def draw_molecules(smiles: Sequence[str], legends: Sequence[str] | None = None,
     # Lazy on purpose: drawing needs Pillow (and RDKit's drawing code), only notebooks draw.
     from rdkit.Chem import Draw
     pairs = [(to_molecule(s), legends[i] if legends else s) for i, s in enumerate(smiles)]
-    pairs = [(m, l) for m, l in pairs if m is not None]
+    pairs = [(m, legend) for m, legend in pairs if m is not None]
     if not pairs:
         return None
     return Draw.MolsToGridImage([m for m, _ in pairs], molsPerRow=per_row,
-                                subImgSize=(size, size), legends=[l for _, l in pairs])
+                                subImgSize=(size, size), legends=[legend for _, legend in pairs])
 
 
 # Below this many molecules starting worker processes costs more than it saves.

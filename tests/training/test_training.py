@@ -201,7 +201,8 @@ def test_reset_decoder_keeps_the_encoder():
     from seqvae.config import ModelConfig
     from seqvae.model import SeqVAE
     model = SeqVAE(ModelConfig(embedding_dim=8, encoder_hidden=8, latent_dim=4, decoder_hidden=8), 12)
-    encoder = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("encoder", "to_mu", "embedding"))}
+    encoder = {k: v.clone() for k, v in model.state_dict().items()
+               if k.startswith(("encoder", "to_mu", "embedding"))}
     decoder = model.decoder.weight_hh_l0.clone()
     model.reset_decoder()
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in encoder.items())
