@@ -95,13 +95,13 @@ class ObjectiveConfig:
                           "(see docs/guide/rate-control.md); 0: off, the plain ELBO")
     target_kl_lr: float = _f(0.01, "integral gain of the --target-kl controller: the KL weight's "
                              "change per step per unit of relative KL error, (target - KL) / target")
-    target_kl_kp: float = _f(0.4, "proportional gain of the --target-kl controller: the KL "
+    target_kl_kp: float = _f(1.0, "proportional gain of the --target-kl controller: the KL "
                              "weight's immediate offset per unit of relative KL error")
-    target_kl_min_weight: float = _f(-0.25, "the lowest KL weight the --target-kl controller may "
+    target_kl_min_weight: float = _f(-0.1, "the lowest KL weight the --target-kl controller may "
                                      "set (below 0 the loss rewards information in the code)")
-    target_kl_probe_every: int = _f(10, "--target-kl: every N steps, measure the KL of 256 "
-                                    "validation sequences with dropout off, and correct the "
-                                    "training batches' KL by the gap")
+    target_kl_probe_every: int = _f(1, "--target-kl: every N steps, measure the KL of 256 "
+                                    "validation sequences with dropout off, and let the "
+                                    "controller take one step on it")
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # A text VAE after Bowman et al. 2016, sized for a CPU: word vocabulary, embedding 256,
     # a bidirectional GRU encoder and a GRU decoder of 256, d_z 32. Collapse defences: logistic
     # KL annealing to 1 over 4,000 steps and free bits of 0.2 nats per dimension (Kingma et al.
-    # 2016), which keeps the KL at 6.4 nats or more (README, "Sentences").
+    # 2016), which keeps the KL at 6.4 nats or more (docs/results/ptb.md).
     "ptb": {
         "data": {"source": "ptb", "max_length": 100},
         "tokenizer": {"kind": "word", "min_freq": 1},
@@ -241,7 +241,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"batch_size": 32, "lr": 1e-3, "lr_schedule": "constant", "grad_clip": 5.0,
                   "epochs": 10, "early_stopping": 3, "max_val_examples": None},
     },
-    # The fastest setting that still learns well on 2 CPU cores (see README, "Presets").
+    # The fastest setting that still learns well on 2 CPU cores (docs/guide/own-data.md#presets).
     "cpu-small": {
         "model": {"embedding_dim": 64, "encoder_hidden": 256, "encoder_layers": 1,
                   "bidirectional": False, "latent_dim": 64, "decoder_hidden": 384,
@@ -267,8 +267,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
-# The use-case presets reuse a network above, with a rate target (README, "Codes that carry
-# their input"): the KL weight at 1 from the start and a minimum rate in nats per sequence.
+# The use-case presets reuse a network above, with a rate target (docs/guide/rate-control.md):
+# the KL weight at 1 at most, and a rate in nats per sequence that the controller holds.
 RATE_OBJECTIVE = {"kl_schedule": "constant", "kl_weight": 1.0, "free_bits": 0.0,
                   "word_dropout": 0.0}
 # molecules whose codes identify them: the cpu-small network at 40 nats, 8,000 steps

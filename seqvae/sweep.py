@@ -140,7 +140,7 @@ def collect_point(folder: Path, rate: float) -> dict[str, Any]:
 
 
 def write_tables(rows: list[dict[str, Any]], out: Path) -> None:
-    """``sweep.csv`` (every number) and ``sweep.md`` (the table for the README)."""
+    """``sweep.csv`` (every number) and ``sweep.md`` (the table for a results page)."""
     keys = sorted({k for row in rows for k, v in row.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)})
     with open(out / "sweep.csv", "w", newline="") as fh:

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="named settings (see the README); flags override them")
+                   help="named settings (docs/guide/own-data.md#presets); flags override them")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT from OUT/last.pt")
     p.add_argument("--samples", type=int, default=1000,
                    help="prior samples drawn at the end to report validity/uniqueness")
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    help="train the same decoder as a plain GRU language model, without z "
                    "(the baseline for seqvae evaluate); the same as --latent-dim 0")
     p.epilog = ("Presets: " + "; ".join(f"{name}: {PRESET_NOTES[name]}" for name in PRESETS)
-                + ". The README documents every preset value.")
+                + ". docs/guide/own-data.md#presets lists every preset value.")
     p.set_defaults(run=run)
 
 

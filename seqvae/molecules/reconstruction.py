@@ -2,7 +2,7 @@
 literature measures it.
 
 - :func:`greedy_reconstruction`: the greedy decode of the posterior mean is the same molecule
-  (canonical SMILES equal), as in the MOSES and README tables.
+  (canonical SMILES equal), as in the MOSES results (docs/results/moses.md).
 - :func:`stochastic_reconstruction`: the protocol of Kusner et al. 2017 (GVAE) and Jin et al.
   2018 (JT-VAE): ``encodings`` draws z ~ q(z|x) per molecule, ``decodes`` stochastic decodes of
   each, and the share of all decodes that are the input molecule.

@@ -50,7 +50,7 @@ class Progress:
         rated = terms.kl_weight is not None and bool(run.config.objective.target_kl)
         row = dict(rec=rec / n, kl=kl / n, loss=loss / n, kl_weight=beta,
                    rate_weight=terms.kl_weight if rated else None,
-                   kl_gap=state.rate_gap if rated else None, lr=lr,
+                   kl_probe=state.probe_kl if rated else None, lr=lr,
                    tokens_per_s=tokens / (now - self.t0))
         state.seconds = now - self.started
         run.folder.log_metrics(step=state.step, epoch=state.epoch, split="train",
@@ -58,7 +58,9 @@ class Progress:
         self.bar.set_postfix(rec=f"{row['rec']:.2f}", kl=f"{row['kl']:.2f}", beta=f"{beta:.3f}")
         line = (f"train  step {state.step:>7}  rec {row['rec']:8.3f}  kl {row['kl']:7.3f}"
                 f"  beta {beta:.4f}"
-                + (f"  weight {terms.kl_weight:+.3f}  gap {state.rate_gap:+.2f}" if rated else "")
+                + (f"  weight {terms.kl_weight:+.3f}" if rated else "")
+                + (f"  held-out kl {state.probe_kl:.2f}" if rated and state.probe_kl is not None
+                   else "")
                 + f"  lr {lr:.2e}  {row['tokens_per_s']:,.0f} tokens/s")
         # Through the run's own log (stderr from the CLI), with the bar cleared and redrawn
         # around it; tqdm.write would print to stdout, which belongs to a Python caller.

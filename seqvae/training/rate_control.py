@@ -1,12 +1,13 @@
 """The ``--target-kl`` controller between steps: what it measures and what it remembers.
 
-After every optimiser step the controller (:func:`seqvae.objective.next_rate_control`) sees the
-batch-mean KL of the step's training batch, corrected by how far the training batches' KL has
-lately stood from the KL of held-out sequences: every ``target_kl_probe_every`` steps the
-encoder, with dropout off, encodes a fixed probe of validation sequences, and the gap between
-a running mean of the batch KL and the probe's KL is what the batches overstate. So the rate a
-user asks for is the rate of the model they get on data it has not seen, not of the batches it
-was trained on (on a 5,000-line file the two differ by a quarter).
+Every ``target_kl_probe_every`` steps the encoder, with dropout off, encodes a fixed probe of
+at most 256 validation sequences, and the PI controller
+(:func:`seqvae.objective.next_rate_control`) takes one step on that held-out KL; between
+probes the weight holds. So the rate a user asks for is the rate of the model they get on
+data it has not seen. The training batches' own KL would not do: on a 5,000-line file it
+stands a quarter above the held-out KL, and batches drawn by length swing with their length,
+while the probe is the same mixture of lengths every time. Without validation sequences the
+controller falls back on the batch KL, every step.
 
 The trainer and ``seqvae bench`` both call :func:`update_rate_control`, so both take the same
 steps.
@@ -25,7 +26,6 @@ from ..model import SeqVAE
 from ..objective import LossTerms, next_rate_control
 
 PROBE_SIZE = 256      # validation sequences in the held-out probe
-KL_EMA_DECAY = 0.8    # running mean of the batch KL: about the last five steps
 
 
 class RateProbe(NamedTuple):
@@ -65,18 +65,22 @@ def update_rate_control(state, terms: LossTerms, config: Config, model: SeqVAE,
     """Advance the controller by the step just taken (``state.step`` is that step's index) and
     store what it needs in ``state`` (a :class:`~seqvae.training.step.TrainState`).
 
-    Every rank computes the same numbers: the batch KL is averaged over the ranks, and the probe
-    is the same batch through the same weights, averaged too.
+    With a probe the controller steps on the probe's KL every ``target_kl_probe_every`` steps,
+    its integral gain scaled by that interval so that ``target_kl_lr`` stays a per-step rate.
+    Every rank computes the same numbers: the probe is the same batch through the same
+    weights, and the batch KL of the fallback is averaged over the ranks.
     """
     oc = config.objective
     if initial_rate_weight(config) is None:
         return
-    kl = mean_over_ranks(terms.mean_kl().item())
-    ema = state.train_kl_ema
-    state.train_kl_ema = kl if ema is None else KL_EMA_DECAY * ema + (1 - KL_EMA_DECAY) * kl
-    if probe is not None and (state.step + 1) % oc.target_kl_probe_every == 0:
-        state.rate_gap = state.train_kl_ema - mean_over_ranks(held_out_kl(model, probe))
+    if probe is None:
+        kl, interval = mean_over_ranks(terms.mean_kl().item()), 1
+    elif (state.step + 1) % oc.target_kl_probe_every == 0:
+        kl, interval = mean_over_ranks(held_out_kl(model, probe)), oc.target_kl_probe_every
+        state.probe_kl = kl
+    else:
+        return
     integral = 0.0 if state.rate_integral is None else state.rate_integral
     state.rate_integral, state.rate_weight = next_rate_control(
-        integral, kl - state.rate_gap, oc.target_kl, oc.target_kl_lr, oc.target_kl_kp,
+        integral, kl, oc.target_kl, oc.target_kl_lr * interval, oc.target_kl_kp,
         floor=oc.target_kl_min_weight, ceiling=oc.kl_weight)

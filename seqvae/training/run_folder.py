@@ -30,10 +30,10 @@ from ..tokenizers import Tokenizer
 from .step import TrainState
 
 # kl_weight: the schedule's beta; rate_weight: the weight the KL entered the loss with under
-# --target-kl (the controller's, at most beta); kl_gap: how far the training batches' KL stands
-# above the held-out probe's.
+# --target-kl (the controller's, at most beta); kl_probe: the held-out KL the controller last
+# measured.
 METRIC_FIELDS = ["step", "epoch", "split", "loss", "rec", "kl", "kl_weight", "rate_weight",
-                 "kl_gap", "lr", "tokens_per_s", "elbo", "nll_per_token", "seconds"]
+                 "kl_probe", "lr", "tokens_per_s", "elbo", "nll_per_token", "seconds"]
 
 
 class RunFolder:

@@ -37,11 +37,10 @@ class TrainState:
     seconds: float = 0.0       # training wall time so far
     decoder_reset: bool = False  # the reset after autoencoder pretraining has happened
     # The --target-kl controller (training/rate_control.py): its weight for the next step, its
-    # integral, the running mean of the batch KL and the batches' gap over held-out data.
+    # integral, and the held-out KL it last measured.
     rate_weight: float | None = None
     rate_integral: float | None = None
-    train_kl_ema: float | None = None
-    rate_gap: float = 0.0
+    probe_kl: float | None = None
     valid_kl: float | None = None  # the KL at the latest validation (read by seqvae optimize)
 
 
