@@ -24,6 +24,7 @@ from .api import TrainedVAE
 from .config import Config
 from .data import Batch, bucketed_batches, collate, prepare_data
 from .decoding import decode
+from .devices import resolve_precision
 from .errors import SeqVAEError
 from .logs import to_stderr
 from .model import SeqVAE
@@ -106,6 +107,10 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
           n_encode: int = 5000, log: Callable[[str], None] = to_stderr) -> dict[str, Any]:
     """Time training, sampling and encoding for ``config``; returns the figures as a dict."""
     torch.manual_seed(config.train.seed)
+    precision, why = resolve_precision(config.train.precision, device)
+    if config.train.precision == "auto":
+        log(f"seqvae bench: precision auto: {precision} ({why})")
+    config = config.override("train", precision=precision)
     data = prepare_data(config.data, config.tokenizer, log=log)
     log_data(data, log)
     check_data(config, data)
@@ -177,6 +182,7 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
         "corpus": data.corpus_name, "tokenizer": tok.kind, "vocab_size": tok.vocab_size,
         "parameters": sum(p.numel() for p in model.parameters()),
         "batch_size": config.train.batch_size, "steps": steps,
+        "precision": config.train.precision,
         "train_tok_per_s": round(tokens / train_seconds, 1),
         "train_mol_per_s": round(molecules / train_seconds, 1),
         "sample_mol_per_s": sample_rate, "sample_mean_length": sample_length,

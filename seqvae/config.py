@@ -126,9 +126,11 @@ class TrainConfig:
     save_every: int = _f(500, "write the resumable last.pt every N steps")
     seed: int = _f(0, "seed for initialisation, batch order, sampling and dropout")
     threads: int | None = _f(None, "CPU threads for torch (none: torch's default)")
-    precision: str = _f("fp32", "arithmetic of the training matrix products: bf16 uses bfloat16 "
-                        "products with fp32 weights, state and losses (fast on CPUs with AMX "
-                        "and on recent GPUs)", ("fp32", "bf16"))
+    precision: str = _f("auto", "arithmetic of the training matrix products: bf16 uses bfloat16 "
+                        "products with fp32 weights, state and losses; auto picks bf16 where "
+                        "the hardware has a fast path for it (a CPU with AMX or AVX512-BF16, a "
+                        "GPU with bf16) and fp32 elsewhere, and the log and summary.json say "
+                        "which", ("auto", "fp32", "bf16"))
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ def finish(run: Run) -> dict[str, Any]:
         "steps": state.step, "epochs_completed": state.epoch,
         "train_seconds": round(state.seconds, 1), "skipped_steps": state.skipped_steps,
         "best_valid_elbo": state.best_val_elbo, "best_step": run.folder.best_step(),
-        "target_kl": run.config.objective.target_kl,
+        "target_kl": run.config.objective.target_kl, "precision": run.config.train.precision,
         "final_valid": run.latest_validation, "run_dir": str(run.folder.path), "rank": 0,
         "processes": ctx.world, "global_batch": run.config.train.batch_size,
     }

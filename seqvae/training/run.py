@@ -21,7 +21,7 @@ from ..data import (
     collate_randomized,
     prepare_data,
 )
-from ..devices import resolve_device
+from ..devices import resolve_device, resolve_precision
 from ..errors import SeqVAEError
 from ..model import SeqVAE
 from ..molecules.chemistry import compute_properties
@@ -89,6 +89,10 @@ def setup_run(config: Config, out_dir: str | Path, resume: bool, device: str,
     log_data(data, log)
     # Record what "auto" resolved to, so the checkpoint says what it was trained on.
     config = config.override("data", kind=data.kind).override("tokenizer", kind=data.tokenizer.kind)
+    precision, why = resolve_precision(config.train.precision, dev)
+    if config.train.precision == "auto":
+        log(f"seqvae: precision auto: {precision} ({why})")
+    config = config.override("train", precision=precision)
     if resumed:
         for section in ("data", "tokenizer", "model", "objective"):
             if getattr(config, section) != getattr(resumed.config, section):

@@ -156,6 +156,6 @@ def test_target_kl_holds_where_a_weight_capped_at_zero_could_not(tmp_path, nci_f
     config = preset("cpu-small").override("data", source=str(nci_file), kind="smiles")
     config = config.override("objective", target_kl=25.0)
     config = config.override("train", max_steps=STEPS, epochs=None, val_every=STEPS,
-                             max_val_examples=None, threads=None)
+                             max_val_examples=None, threads=None, precision="fp32")
     summary = train(config, tmp_path / "run", log=quiet, progress=False)
     assert summary["final_valid"]["kl"] == pytest.approx(25.0, rel=0.10)
