@@ -60,14 +60,30 @@ def test_internal_diversity_by_hand():
     three = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.uint8)
     rows = [(1 + 1 / 3 + 0) / 3, (1 / 3 + 1 + 0) / 3, (0 + 0 + 1) / 3]
     assert internal_diversity(three) == pytest.approx(1 - np.mean(rows))
-    assert internal_diversity(three, chunk=2) == pytest.approx(1 - np.mean(rows))
+    assert internal_diversity(three, rows=2, columns=2) == pytest.approx(1 - np.mean(rows))
     assert internal_diversity(np.zeros((0, 4), dtype=np.uint8)) == 0.0
+
+
+def test_block_by_block_equals_the_whole_matrix_at_once():
+    # 300 real molecules against 500: blocks of every shape give the values of one block
+    smiles = (Path(__file__).resolve().parents[2] / "data" / "moses_test_sample.smi").read_text().split()
+    fps, ref = fingerprints(smiles[:300]), fingerprints(smiles[300:800])
+    whole = tanimoto(fps, ref)
+    snn = float(whole.max(axis=1).astype(np.float64).mean())
+    for rows, columns in ((1000, 1000), (7, 64), (300, 1), (1, 500)):
+        assert nearest_neighbour_similarity(fps, ref, rows=rows, columns=columns) == snn
+    inner = tanimoto(fps, fps).astype(np.float64)
+    for p in (1, 2):
+        expected = 1 - ((inner ** p).mean(axis=1) ** (1 / p)).mean()
+        for rows, columns in ((1000, 1000), (7, 64), (300, 1)):
+            assert internal_diversity(fps, p, rows=rows, columns=columns) == pytest.approx(
+                expected, rel=1e-12)
 
 
 def test_snn_by_hand():
     fps = np.array([[1, 1, 0, 0], [0, 0, 1, 1]], dtype=np.uint8)
     ref = np.array([[1, 1, 0, 0], [0, 0, 1, 0]], dtype=np.uint8)
-    assert nearest_neighbour_similarity(fps, ref, chunk=1) == pytest.approx((1 + 0.5) / 2)
+    assert nearest_neighbour_similarity(fps, ref, rows=1, columns=1) == pytest.approx((1 + 0.5) / 2)
     assert nearest_neighbour_similarity(fps[:1], ref[1:]) == 0.0            # one against one
     assert nearest_neighbour_similarity(fps[1:], ref[1:]) == pytest.approx(0.5)
     empty = np.zeros((0, 4), dtype=np.uint8)
