@@ -93,3 +93,19 @@ def test_bench_command_rejects_impossible_counts(smiles_file, capsys, flag, valu
     rc = main(["bench", "--preset", "cpu-small", "--data", str(smiles_file), flag, value])
     assert rc != 0
     assert f"{flag} must be at least" in capsys.readouterr().err
+
+
+def test_both_precisions_side_by_side(tmp_path, smiles_file, capsys):
+    from seqvae.cli import main
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--preset", "cpu-small", "--data", str(smiles_file), "--steps", "1",
+               "--warmup", "1", "--n-sample", "8", "--n-encode", "16", "--batch-size", "64",
+               "--decoder-hidden", "32", "--encoder-hidden", "32", "--threads", "1",
+               "--both-precisions", "--json", str(out)])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert (result["seqvae"]["precision"], result["seqvae_bf16"]["precision"]) == ("fp32", "bf16")
+    table = capsys.readouterr().out
+    assert "seqvae fp32" in table and "seqvae bf16" in table and "bf16/fp32" in table
+    ratio = result["seqvae_bf16"]["train_tok_per_s"] / result["seqvae"]["train_tok_per_s"]
+    assert f"{ratio:.2f}x" in table

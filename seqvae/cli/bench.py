@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--peer", type=Path, default=None,
                    help="also run this baseline script (../shared/bench/peer_moses.sh) with the "
                    "same batch, steps and samples, and print both side by side")
+    p.add_argument("--both-precisions", action="store_true",
+                   help="time the same configuration in fp32 and in bf16, one after the other, "
+                   "and print them side by side (what --precision auto would gain here)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     add_config_flags(p)
     p.set_defaults(run=run)
@@ -46,10 +49,17 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, preset(args.preset)).validate()
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    result = {"seqvae": bench(config, resolve_device(args.device), steps=args.steps,
-                              warmup=args.warmup, n_sample=args.n_sample,
-                              sample_batch=args.sample_batch, max_len=args.max_len,
-                              n_encode=args.n_encode, log=err)}
+    device = resolve_device(args.device)
+
+    def timed(config):
+        return bench(config, device, steps=args.steps, warmup=args.warmup, n_sample=args.n_sample,
+                     sample_batch=args.sample_batch, max_len=args.max_len,
+                     n_encode=args.n_encode, log=err)
+    if args.both_precisions:
+        result = {"seqvae": timed(config.override("train", precision="fp32")),
+                  "seqvae_bf16": timed(config.override("train", precision="bf16"))}
+    else:
+        result = {"seqvae": timed(config)}
     if args.peer:
         result["peer"] = run_peer(args.peer, batch=config.train.batch_size, steps=args.steps,
                                   n_sample=args.n_sample, log=err)

@@ -8,19 +8,25 @@ from ..molecules.optimization import OptimizationResult
 
 
 def format_bench(result: dict) -> str:
-    ours, peer = result["seqvae"], result.get("peer")
+    ours, peer, bf16 = result["seqvae"], result.get("peer"), result.get("seqvae_bf16")
     rows = [("training tokens/s", "train_tok_per_s"), ("training molecules/s", "train_mol_per_s"),
             ("sampling molecules/s", "sample_mol_per_s"), ("encoding molecules/s", "encode_mol_per_s"),
             ("training GFLOP/s", "train_gflop_per_s"),
             ("fp32 matmul peak GFLOP/s", "matmul_peak_gflop_per_s"),
             ("share of peak", "fraction_of_peak"), ("peak RSS MB", "peak_rss_mb")]
-    head = f"{'':26}{'seqvae':>12}" + (f"{'peer':>12}{'ratio':>8}" if peer else "")
+    name = f"seqvae {ours.get('precision', '')}".strip()
+    head = (f"{'':26}{name:>12}" + (f"{'seqvae bf16':>12}{'bf16/fp32':>10}" if bf16 else "")
+            + (f"{'peer':>12}{'ratio':>8}" if peer else ""))
     lines = [f"seqvae bench on {ours['device']} ({ours['threads']} threads, torch {ours['torch']}), "
              f"{ours['corpus']}, {ours['tokenizer']} tokens, batch {ours['batch_size']}", head]
     for label, key in rows:
         value = ours.get(key)
         line = f"{label:26}{value if value is not None else '-':>12}"
-        if peer and peer.get(key):
+        if bf16:
+            other = bf16.get(key)
+            line += f"{other if other is not None else '-':>12}"
+            line += f"{other / value:>9.2f}x" if value and other else f"{'':>10}"
+        if peer and peer.get(key) and value is not None:
             line += f"{peer[key]:>12}{value / peer[key]:>7.2f}x"
         lines.append(line)
     return "\n".join(lines)
