@@ -63,20 +63,20 @@ def test_learning_rate_constant_and_linear():
 def test_kl_weight_at_pretraining_span_and_schedule_by_hand():
     from seqvae.config import ObjectiveConfig
     from seqvae.schedules import kl_weight_at
-    linear = ObjectiveConfig(kl_schedule="linear", kl_weight=0.5, kl_warmup_steps=10,
+    linear = ObjectiveConfig(target_kl=0.0, kl_schedule="linear", kl_weight=0.5, kl_warmup_steps=10,
                              kl_start_step=2, ae_pretrain_steps=4)
     # 4 pretraining steps at weight 0; the schedule then starts from its own step 0
     assert [kl_weight_at(s, linear, total_steps=100) for s in (0, 3, 4, 5, 6, 7, 16, 99)] == \
         pytest.approx([0.0, 0.0, 0.0, 0.0, 0.0, 0.05, 0.5, 0.5])
     # no warm-up length: the whole run is the span
-    whole = ObjectiveConfig(kl_schedule="linear", kl_weight=1.0, kl_warmup_steps=None)
+    whole = ObjectiveConfig(target_kl=0.0, kl_schedule="linear", kl_weight=1.0, kl_warmup_steps=None)
     assert kl_weight_at(25, whole, total_steps=100) == pytest.approx(0.25)
     assert kl_weight_at(25, whole, total_steps=50) == pytest.approx(0.5)
-    cyc = ObjectiveConfig(kl_schedule="cyclical", kl_weight=1.0, kl_warmup_steps=8, kl_cycles=2,
-                          kl_cycle_ratio=0.5)
+    cyc = ObjectiveConfig(target_kl=0.0, kl_schedule="cyclical", kl_weight=1.0, kl_warmup_steps=8,
+                          kl_cycles=2, kl_cycle_ratio=0.5)
     assert [kl_weight_at(s, cyc, 100) for s in (0, 1, 2, 3, 4, 5, 8)] == \
         pytest.approx([0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0])
-    assert kl_weight_at(3, ObjectiveConfig(kl_schedule="constant", kl_weight=0.3), 10) == 0.3
+    assert kl_weight_at(3, ObjectiveConfig(target_kl=0.0, kl_schedule="constant", kl_weight=0.3), 10) == 0.3
 
 
 def test_cosine_and_linear_decay_differ_off_the_midpoint_and_default_floor():
@@ -106,8 +106,8 @@ def test_kl_weight_defaults_and_the_shortest_warmup():
 def test_kl_weight_at_passes_the_cycle_ratio():
     from seqvae.config import ObjectiveConfig
     from seqvae.schedules import kl_weight_at
-    cyc = ObjectiveConfig(kl_schedule="cyclical", kl_weight=1.0, kl_warmup_steps=8, kl_cycles=1,
-                          kl_cycle_ratio=0.25)
+    cyc = ObjectiveConfig(target_kl=0.0, kl_schedule="cyclical", kl_weight=1.0, kl_warmup_steps=8,
+                          kl_cycles=1, kl_cycle_ratio=0.25)
     assert kl_weight_at(1, cyc, 100) == pytest.approx(0.5)   # 1/8 of the way, rising over 1/4
 
 
@@ -120,5 +120,14 @@ def test_schedule_boundaries_and_messages():
     with pytest.raises(ValueError, match="choose one of constant, linear, logistic, cyclical$"):
         kl_weight(0, "step", 1.0, 10)
     # the first step after pretraining already has the schedule's weight
-    constant = ObjectiveConfig(kl_schedule="constant", kl_weight=0.7, ae_pretrain_steps=4)
+    constant = ObjectiveConfig(target_kl=0.0, kl_schedule="constant", kl_weight=0.7, ae_pretrain_steps=4)
     assert [kl_weight_at(s, constant, 100) for s in (3, 4)] == [0.0, 0.7]
+
+
+def test_with_a_rate_target_the_weight_is_the_ceiling_after_pretraining():
+    from seqvae.config import ObjectiveConfig
+    from seqvae.schedules import kl_weight_at
+    rated = ObjectiveConfig(target_kl=20.0, kl_schedule="cyclical", kl_weight=0.8,
+                            kl_warmup_steps=8, ae_pretrain_steps=3)
+    # pretraining still trains a plain autoencoder; then the controller's ceiling, every step
+    assert [kl_weight_at(s, rated, 100) for s in (0, 2, 3, 4, 7, 50)] == [0.0, 0.0] + [0.8] * 4
