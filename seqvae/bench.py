@@ -24,12 +24,11 @@ from .api import TrainedVAE
 from .config import Config
 from .data import Batch, bucketed_batches, collate, prepare_data
 from .decoding import decode
-from .devices import resolve_precision
 from .errors import SeqVAEError
 from .logs import to_stderr
 from .model import SeqVAE
 from .training.rate_control import make_probe, update_rate_control
-from .training.run import check_data, log_data
+from .training.run import check_data, log_data, with_precision_resolved
 from .training.step import (
     TrainState,
     end_pretraining,
@@ -107,10 +106,7 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
           n_encode: int = 5000, log: Callable[[str], None] = to_stderr) -> dict[str, Any]:
     """Time training, sampling and encoding for ``config``; returns the figures as a dict."""
     torch.manual_seed(config.train.seed)
-    precision, why = resolve_precision(config.train.precision, device)
-    if config.train.precision == "auto":
-        log(f"seqvae bench: precision auto: {precision} ({why})")
-    config = config.override("train", precision=precision)
+    config = with_precision_resolved(config, device, log)
     data = prepare_data(config.data, config.tokenizer, log=log)
     log_data(data, log)
     check_data(config, data)

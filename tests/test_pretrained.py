@@ -21,6 +21,14 @@ def shelf(tmp_path, monkeypatch):
     return tmp_path
 
 
+def flip_a_byte_in_the_middle(path: Path) -> None:
+    with open(path, "r+b") as fh:
+        fh.seek(path.stat().st_size // 2)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
 def test_an_exported_model_loads_by_name_in_half_precision(shelf, trained_smiles_run):
     target = export_half_precision(trained_smiles_run / "model.pt", shelf / "tiny.pt")
     pretrained.register("tiny", target, "a tiny test model", "nothing to speak of")
@@ -40,11 +48,7 @@ def test_an_exported_model_loads_by_name_in_half_precision(shelf, trained_smiles
 def test_a_changed_shipped_file_is_refused(shelf, trained_smiles_run):
     target = export_half_precision(trained_smiles_run / "model.pt", shelf / "tiny.pt")
     pretrained.register("tiny", target, "", "")
-    with open(target, "r+b") as fh:          # one byte changed in the middle of the file
-        fh.seek(target.stat().st_size // 2)
-        byte = fh.read(1)
-        fh.seek(-1, 1)
-        fh.write(bytes([byte[0] ^ 0xFF]))
+    flip_a_byte_in_the_middle(target)
     with pytest.raises(SeqVAEError, match="SHA-256"):
         load("tiny", device="cpu")
 
@@ -81,11 +85,7 @@ def test_a_shipped_file_given_by_its_path_is_checked_too(shelf, trained_smiles_r
     target = export_half_precision(trained_smiles_run / "model.pt", shelf / "tiny.pt")
     pretrained.register("tiny", target, "", "")
     assert pretrained.resolve(str(target)) == target
-    with open(target, "r+b") as fh:          # one byte changed in the middle of the file
-        fh.seek(target.stat().st_size // 2)
-        byte = fh.read(1)
-        fh.seek(-1, 1)
-        fh.write(bytes([byte[0] ^ 0xFF]))
+    flip_a_byte_in_the_middle(target)
     with pytest.raises(SeqVAEError, match="SHA-256"):
         load(str(target), device="cpu")
     with pytest.raises(SeqVAEError, match="SHA-256"):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..config import SECTIONS, Config
 from ..corpus_files import read_numbered
 from ..errors import SeqVAEError
+from ..logs import to_stderr
 from ..pretrained import is_shipped, resolve
 
 # Flags whose names differ from their config field (the rest are --field-name).
@@ -168,5 +168,5 @@ def write_lines(lines: Sequence[str], path: Path | None) -> None:
         err(f"seqvae: wrote {len(lines)} lines to {path}")
 
 
-def err(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+# The CLI's name for the library's one stderr writer.
+err = to_stderr

@@ -47,7 +47,7 @@ class Progress:
         # means over the ranks' equal shares = the means over the global batches
         rec, kl, loss, tokens = run.ctx.sum([self.sums[k] for k in ("rec", "kl", "loss", "tokens")])
         n, beta = self.n * run.ctx.world, terms.beta
-        rated = terms.kl_weight is not None and bool(run.config.objective.target_kl)
+        rated = bool(run.config.objective.target_kl)
         row = dict(rec=rec / n, kl=kl / n, loss=loss / n, kl_weight=beta,
                    rate_weight=terms.kl_weight if rated else None,
                    kl_probe=state.probe_kl if rated else None, lr=lr,

@@ -53,10 +53,9 @@ def held_out_kl(model: SeqVAE, probe: RateProbe) -> float:
     return float(gaussian_kl(mu, logvar).sum(1).mean())
 
 
-def initial_rate_weight(config: Config) -> float | None:
-    """The controller's weight before its first step: beta's ceiling (None: no target)."""
-    oc = config.objective
-    return oc.kl_weight if oc.target_kl > 0 and config.model.latent_dim else None
+def rate_control_on(config: Config) -> bool:
+    """Whether the controller runs: a rate target, and a latent to hold it in."""
+    return config.objective.target_kl > 0 and config.model.latent_dim > 0
 
 
 def update_rate_control(state, terms: LossTerms, config: Config, model: SeqVAE,
@@ -71,7 +70,7 @@ def update_rate_control(state, terms: LossTerms, config: Config, model: SeqVAE,
     weights, and the batch KL of the fallback is averaged over the ranks.
     """
     oc = config.objective
-    if initial_rate_weight(config) is None:
+    if not rate_control_on(config):
         return
     if probe is None:
         kl, interval = mean_over_ranks(terms.mean_kl().item()), 1

@@ -89,10 +89,7 @@ def setup_run(config: Config, out_dir: str | Path, resume: bool, device: str,
     log_data(data, log)
     # Record what "auto" resolved to, so the checkpoint says what it was trained on.
     config = config.override("data", kind=data.kind).override("tokenizer", kind=data.tokenizer.kind)
-    precision, why = resolve_precision(config.train.precision, dev)
-    if config.train.precision == "auto":
-        log(f"seqvae: precision auto: {precision} ({why})")
-    config = config.override("train", precision=precision)
+    config = with_precision_resolved(config, dev, log)
     if resumed:
         for section in ("data", "tokenizer", "model", "objective"):
             if getattr(config, section) != getattr(resumed.config, section):
@@ -183,6 +180,16 @@ def make_batch(run: Run, index: np.ndarray) -> Batch:
             run.targets["train"][torch.as_tensor(index)].to(run.device))
     return Batch(tokens, lengths, targets, draws["noise"][rows].to(run.device),
                  draws["uniforms"][rows, :tokens.size(1) - 1])
+
+
+def with_precision_resolved(config: Config, device: torch.device,
+                            log: Callable[[str], None]) -> Config:
+    """``config`` with ``--precision auto`` replaced by what it picks on ``device``, said in
+    the log, so the checkpoint records the arithmetic it was trained with."""
+    precision, why = resolve_precision(config.train.precision, device)
+    if config.train.precision == "auto":
+        log(f"seqvae: precision auto: {precision} ({why})")
+    return config.override("train", precision=precision)
 
 
 def check_data(config: Config, data: PreparedData) -> None:
