@@ -2,13 +2,29 @@
 
 All three are batched, stop as soon as every sequence has produced <eos> (or at ``max_len``),
 and return a (B, T) id tensor padded with <pad> after each <eos>; tokenizers turn it into text.
+
+A ``constraint`` (e.g. :class:`seqvae.molecules.smiles_syntax.SmilesSyntax`) masks, at every
+step, the tokens after which no well-formed string could be finished; the decoder's
+distribution is renormalised over the rest. Any object with ``start(B, device)``,
+``allowed(state, remaining) -> (B, V) bool``, ``advance(state, tokens)`` and a state with
+``select(rows)`` will do.
 """
 from __future__ import annotations
+
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from .model import SeqVAE
+
+
+class DecodingConstraint(Protocol):
+    """What :func:`decode` needs of a grammar (see the module docstring)."""
+
+    def start(self, batch: int, device: torch.device) -> Any: ...
+    def allowed(self, state: Any, remaining: int) -> Tensor: ...
+    def advance(self, state: Any, tokens: Tensor) -> Any: ...
 
 METHODS = ("greedy", "sample", "beam")
 
@@ -16,7 +32,8 @@ METHODS = ("greedy", "sample", "beam")
 @torch.inference_mode()
 def decode(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int,
            method: str = "greedy", max_len: int = 100, temperature: float = 1.0,
-           beam_size: int = 5, generator: torch.Generator | None = None) -> Tensor:
+           beam_size: int = 5, generator: torch.Generator | None = None,
+           constraint: DecodingConstraint | None = None) -> Tensor:
     """Decode a batch of latent codes.
 
     Args:
@@ -24,11 +41,12 @@ def decode(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int,
         method: ``greedy`` (argmax), ``sample`` (from softmax(logits / temperature)) or
             ``beam`` (beam search of width ``beam_size``, best total log-probability).
         max_len: most tokens generated per sequence, <eos> included.
+        constraint: a grammar whose disallowed tokens are masked at every step, or None.
     Returns:
         (B, T) ids with T <= max_len; rows that end early are padded with ``pad_id``.
     """
     if method == "beam":
-        return _beam_search(model, z, bos_id, eos_id, pad_id, max_len, beam_size)
+        return _beam_search(model, z, bos_id, eos_id, pad_id, max_len, beam_size, constraint)
     if method not in METHODS:
         raise ValueError(f"unknown decoding method {method!r}; choose one of {', '.join(METHODS)}")
     B = z.size(0)
@@ -36,10 +54,13 @@ def decode(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int,
     active = torch.arange(B, device=z.device)    # rows still generating
     hidden = model.initial_hidden(z)              # the cell's state, B_active rows
     token = torch.full((B, 1), bos_id, dtype=torch.long, device=z.device)
+    state = constraint.start(B, z.device) if constraint is not None else None
     steps = 0
     for t in range(max_len):
         logits, hidden = model.forward_decoder(token, z, hidden)
         logits = _forbid_specials(logits[:, -1].float(), bos_id, pad_id)
+        if state is not None:
+            logits = _mask(logits, constraint.allowed(state, max_len - t), eos_id)
         if method == "greedy":
             nxt = logits.argmax(dim=-1)
         else:
@@ -47,6 +68,8 @@ def decode(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int,
             nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         out[active, t] = nxt
         steps = t + 1
+        if state is not None:
+            state = constraint.advance(state, nxt)
         going = nxt != eos_id
         if not bool(going.all()):
             # Finished rows leave the batch, so later steps only compute live sequences.
@@ -54,6 +77,8 @@ def decode(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int,
                 break
             active, z, nxt = active[going], z[going], nxt[going]
             hidden = model.decoder.select_rows(hidden, going)
+            if state is not None:
+                state = state.select(going)
         token = nxt.unsqueeze(1)
     return out[:, :steps]
 
@@ -64,8 +89,17 @@ def _forbid_specials(logits: Tensor, bos_id: int, pad_id: int) -> Tensor:
     return logits
 
 
+def _mask(logits: Tensor, allowed: Tensor, eos_id: int) -> Tensor:
+    """Rule out disallowed tokens; a row with nothing allowed (max_len too short for any
+    finished string) may still end."""
+    allowed = allowed.clone()
+    allowed[~allowed.any(dim=1), eos_id] = True
+    return logits.masked_fill(~allowed, float("-inf"))
+
+
 def _beam_search(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int,
-                 max_len: int, beam_size: int) -> Tensor:
+                 max_len: int, beam_size: int,
+                 constraint: DecodingConstraint | None = None) -> Tensor:
     """Batched beam search: B * K hypotheses advance together; finished ones are frozen."""
     B, K, device = z.size(0), beam_size, z.device
     z_k = z.repeat_interleave(K, dim=0)                                  # (B*K, D)
@@ -75,9 +109,13 @@ def _beam_search(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int
     tokens = torch.full((B * K, 1), bos_id, dtype=torch.long, device=device)
     finished = torch.zeros(B * K, dtype=torch.bool, device=device)
     history = torch.empty(B * K, 0, dtype=torch.long, device=device)
-    for _ in range(max_len):
+    state = constraint.start(B * K, device) if constraint is not None else None
+    for t in range(max_len):
         logits, hidden = model.forward_decoder(tokens, z_k, hidden)
-        logp = torch.log_softmax(_forbid_specials(logits[:, -1].float(), bos_id, pad_id), dim=-1)
+        logits = _forbid_specials(logits[:, -1].float(), bos_id, pad_id)
+        if state is not None:
+            logits = _mask(logits, constraint.allowed(state, max_len - t), eos_id)
+        logp = torch.log_softmax(logits, dim=-1)
         V = logp.size(-1)
         # A finished hypothesis may only continue with <pad>, at no cost.
         frozen = torch.full_like(logp, float("-inf"))
@@ -90,6 +128,8 @@ def _beam_search(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int
         history = torch.cat([history[parent], nxt.unsqueeze(1)], dim=1)
         hidden = model.decoder.select_rows(hidden, parent)
         finished = finished[parent] | (nxt == eos_id)
+        if state is not None:
+            state = constraint.advance(state.select(parent), nxt)
         tokens = nxt.unsqueeze(1)
         if bool(finished.all()):
             break
