@@ -223,12 +223,27 @@ class SmilesSyntax:
     def allowed(self, state: SyntaxState, remaining: int) -> Tensor:
         """(B, V) bool: the tokens the grammar allows after which each string can still be
         finished within ``remaining`` tokens (this one included)."""
-        B, V = state.prev.size(0), self.vocab_size
         legal = self.legal(state)
-        tokens = torch.arange(V, device=state.prev.device).repeat(B)
-        after = self.advance(state.select(torch.arange(B, device=tokens.device).repeat_interleave(V)),
-                             tokens)
-        return legal & (self.finish_cost(after).view(B, V) <= remaining - 1)
+        # Only rows near the length limit can be cut off: far from it, every legal token
+        # leaves a string that can be finished, and the costly check is skipped.
+        near = (self.finish_bound(state) > remaining - 1).nonzero().squeeze(1)
+        if near.numel() == 0:
+            return legal
+        B, V = near.numel(), self.vocab_size
+        tokens = torch.arange(V, device=legal.device).repeat(B)
+        after = self.advance(state.select(near.repeat_interleave(V)), tokens)
+        legal[near] &= self.finish_cost(after).view(B, V) <= remaining - 1
+        return legal
+
+    def finish_bound(self, state: SyntaxState) -> Tensor:
+        """(B,) an upper bound on :meth:`finish_cost` after any one more token.
+
+        The plan writes at most one atom first, closes each open ring once, and writes at most
+        one atom per ring plus two more (a ring cannot close on its opener or the opener's
+        neighbour, nor twice between two atoms); then one ``)`` per branch and <eos>. One
+        token opens at most one more ring or branch: 2 (rings + 1) + 3 + (depth + 1) + 1.
+        """
+        return 2 * state.ring_open.sum(1) + state.depth + 7
 
     def advance(self, state: SyntaxState, tokens: Tensor) -> SyntaxState:
         """The state after each row appends its token; tokens: (B,) ids."""

@@ -136,3 +136,38 @@ def test_every_constrained_decode_of_random_codes_parses(method, seed):
     # Without the grammar the same random models write broken strings, so the test can fail.
     plain = decode(model, z, BOS, EOS, PAD, method, 30, beam_size=3, generator=gen)
     assert any(Chem.MolFromSmiles(text(r), sanitize=False) is None for r in plain)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_shortcut_bound_holds_after_every_legal_token(seed):
+    """allowed() skips the finishing check where finish_bound says no token can need it; the
+    bound must be above the real cost after every legal token, on random walks that open many
+    rings and branches."""
+    syntax = SmilesSyntax(TOKENS, EOS)
+    generator = torch.Generator().manual_seed(seed)
+    state = syntax.start(64)
+    for _ in range(40):
+        legal = syntax.legal(state)
+        bound = syntax.finish_bound(state)
+        for token in range(V):
+            after = syntax.advance(state, torch.full((64,), token))
+            cost = syntax.finish_cost(after)
+            assert bool((cost[legal[:, token]] <= bound[legal[:, token]]).all())
+        # Walk on by a legal token other than <eos>, preferring rings and branches.
+        weights = legal.float() * torch.tensor([3.0 if t in ("1", "2", "%10", "(") else 1.0
+                                                for t in TOKENS])
+        weights[:, EOS] = 0
+        weights[weights.sum(1) == 0, ID["C"]] = 1
+        state = syntax.advance(state, torch.multinomial(weights, 1, generator=generator)[:, 0])
+    assert int(state.ring_open.sum(1).max()) >= 2 and int(state.depth.max()) >= 2
+
+
+def test_allowed_is_the_same_with_and_without_the_shortcut():
+    syntax = SmilesSyntax(TOKENS, EOS)
+    state = syntax.start(1)
+    for tok in ["C", "1", "(", "C", "2", "(", "C", "%10"]:
+        state = syntax.advance(state, torch.tensor([ID[tok]]))
+    for remaining in range(1, 25):
+        after = syntax.advance(state.select(torch.zeros(V, dtype=torch.long)), torch.arange(V))
+        full = syntax.legal(state)[0] & (syntax.finish_cost(after) <= remaining - 1)
+        assert torch.equal(syntax.allowed(state, remaining)[0], full)
