@@ -26,7 +26,8 @@ from .devices import resolve_device
 from .errors import SeqVAEError
 from .logs import to_stderr
 from .model import SeqVAE
-from .molecules.chemistry import is_valid, validity_and_uniqueness
+from .molecules.chemistry import canonical, is_valid, validity_and_uniqueness
+from .molecules.smiles_syntax import SmilesSyntax
 from .text.interpolation import path as latent_path
 from .tokenizers import Tokenizer
 
@@ -38,9 +39,13 @@ class TrainedVAE:
     """A trained model with its tokenizer, ready for inference."""
 
     def __init__(self, config: Config, tokenizer: Tokenizer, model: SeqVAE,
-                 train_state: dict | None = None):
+                 train_state: dict | None = None, constrained: bool = True):
         self.config, self.tokenizer, self.model = config, tokenizer, model.eval()
         self.train_state = dict(train_state or {})  # step, validation KL, ... when recorded
+        # A SMILES model decodes under the SMILES grammar (None for other tokenizers), unless
+        # ``constrained`` is False here or in a call.
+        self.syntax = SmilesSyntax.for_tokenizer(tokenizer)
+        self.constrained = constrained
 
     @property
     def recorded_kl(self) -> float | None:
@@ -160,8 +165,16 @@ class TrainedVAE:
     def decode(self, z: np.ndarray | torch.Tensor, method: str = "greedy",
                temperature: float = 1.0, beam_size: int = 5, max_len: int | None = None,
                batch_size: int = 1024, seed: int | None = None,
-               progress: bool = False) -> list[str]:
-        """Decode latent codes (N, D) into N strings."""
+               progress: bool = False, constrained: bool | None = None) -> list[str]:
+        """Decode latent codes (N, D) into N strings.
+
+        For a SMILES model, ``constrained`` (by default the model's ``constrained``, True
+        unless :func:`load` was told otherwise) masks the tokens after which no well-formed
+        SMILES string could be finished (open rings, unbalanced branches, a dangling bond; see
+        :mod:`seqvae.molecules.smiles_syntax`); other models ignore it.
+        """
+        if constrained is None:
+            constrained = self.constrained
         z = torch.as_tensor(np.asarray(z, dtype=np.float32)).to(self.model.device)
         if z.ndim != 2 or z.size(1) != self.latent_dim:
             raise SeqVAEError(f"expected latent codes of shape (N, {self.latent_dim}), "
@@ -175,7 +188,8 @@ class TrainedVAE:
                           desc="decoding"):
             ids = decode_ids(self.model, z[start:start + batch_size], tok.bos_id, tok.eos_id,
                              tok.pad_id, method=method, max_len=max_len or self.max_len,
-                             temperature=temperature, beam_size=beam_size, generator=generator)
+                             temperature=temperature, beam_size=beam_size, generator=generator,
+                             constraint=self.syntax if constrained else None)
             texts.extend(tok.decode(row) for row in ids.cpu().tolist())
         return texts
 
@@ -184,6 +198,41 @@ class TrainedVAE:
         """n strings decoded from z ~ N(0, I) (temperature sampling by default)."""
         return self.decode(self.prior_codes(n, seed), method=method, temperature=temperature, seed=seed,
                            progress=progress, **kwargs)
+
+    def sample_valid(self, n: int, temperature: float = 1.0, method: str = "sample",
+                     seed: int | None = None, max_draws: int | None = None,
+                     progress: bool = False) -> tuple[list[str], int]:
+        """Draw from the prior until n distinct valid molecules are found (SMILES models).
+
+        Each round decodes a batch sized from the validity seen so far; duplicates are told
+        apart by their RDKit canonical form. Returns the molecules (canonical SMILES, in the
+        order found) and the number of strings it took to find them. Stops after
+        ``max_draws`` strings (default 100 n) and returns what it has, fewer than n, if the
+        model cannot find more.
+        """
+        if self.kind != "smiles":
+            raise SeqVAEError("sample_valid needs a SMILES model; a text model's samples are "
+                              "all strings (use sample)")
+        max_draws = 100 * n if max_draws is None else max_draws
+        found: dict[str, None] = {}                 # canonical SMILES, insertion-ordered
+        draws, round_ = 0, 0
+        bar = tqdm(total=n, disable=not progress, unit="mol", desc="valid molecules")
+        while len(found) < n and draws < max_draws:
+            rate = len(found) / draws if draws else 0.5
+            batch = min(max_draws - draws, max(64, int(1.2 * (n - len(found)) / max(rate, 0.05))))
+            round_seed = None if seed is None else seed + round_
+            for smiles in self.sample(batch, temperature=temperature, method=method,
+                                      seed=round_seed):
+                draws += 1                          # the strings looked at, not decoded
+                key = canonical(smiles)
+                if key is not None and key not in found:
+                    found[key] = None
+                    bar.update(1)
+                    if len(found) == n:
+                        break
+            round_ += 1
+        bar.close()
+        return list(found), draws
 
     def sample_quality(self, n: int = 1000, seed: int = 0) -> dict:
         """Sample n strings from the prior and measure them.
@@ -234,10 +283,11 @@ class TrainedVAE:
         return self.decode(self.encode(texts, check=check), method=method, **kwargs)
 
 
-def load(path: str | Path, device: str = "auto") -> TrainedVAE:
+def load(path: str | Path, device: str = "auto", constrained: bool = True) -> TrainedVAE:
     """Load a model: the name of a shipped one (``"moses"``, ``"ptb"``; see
     :func:`seqvae.pretrained.models`), a run folder written by ``seqvae train`` (its
-    ``model.pt``), or a checkpoint file."""
+    ``model.pt``), or a checkpoint file. ``constrained=False`` turns off the SMILES grammar
+    in every decode of a SMILES model (see :meth:`TrainedVAE.decode`)."""
     loaded = load_checkpoint(path, resolve_device(device))
     return TrainedVAE(loaded.config, loaded.tokenizer, loaded.model,
-                      loaded.blob.get("train_state"))
+                      loaded.blob.get("train_state"), constrained=constrained)

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,12 @@ from seqvae.errors import SeqVAEError
 @pytest.fixture(scope="module")
 def vae(trained_smiles_run):
     return seqvae.load(trained_smiles_run / "model.pt", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def free_vae(trained_smiles_run):
+    """The same model decoding without the SMILES grammar, as the hand-written greedy does."""
+    return seqvae.load(trained_smiles_run / "model.pt", device="cpu", constrained=False)
 
 
 def test_load_returns_the_verbs(vae):
@@ -58,7 +66,8 @@ def test_encode_gives_posterior_means(vae):
     assert np.allclose(vae.encode(["c1ccccc1"])[0], z[1], atol=1e-5)
 
 
-def test_decode_and_reconstruct(vae):
+def test_decode_and_reconstruct(free_vae):
+    vae = free_vae
     smiles = ["CCO", "c1ccccc1", "CC(=O)Nc1ccc(O)cc1"]
     z = vae.encode(smiles)
     texts = vae.decode(z)
@@ -72,7 +81,8 @@ def test_decode_and_reconstruct(vae):
     assert len(vae.decode(z, method="beam", beam_size=3)) == 3
 
 
-def test_sample_is_seeded(vae):
+def test_sample_is_seeded(free_vae):
+    vae = free_vae
     a = vae.sample(20, seed=1)
     assert a == vae.sample(20, seed=1)
     assert a != vae.sample(20, seed=2)
@@ -138,3 +148,42 @@ def test_low_rate_warning_names_the_preset_to_use(trained_smiles_run, trained_te
     assert "--preset ptb-interpolate" in text.low_rate_warning("interpolation")
     text.train_state.pop("valid_kl")
     assert text.low_rate_warning("interpolation") is None  # older checkpoints: no record, no warning
+
+
+def test_smiles_models_decode_under_the_grammar_unless_told_not_to(trained_smiles_run,
+                                                                   monkeypatch):
+    import seqvae.api as api
+    seen = []
+
+    def spy(*args, constraint=None, **kwargs):
+        seen.append(constraint)
+        return real(*args, constraint=constraint, **kwargs)
+    real = api.decode_ids
+    monkeypatch.setattr(api, "decode_ids", spy)
+    z = np.zeros((2, 8), np.float32)
+    constrained = seqvae.load(trained_smiles_run / "model.pt", device="cpu")
+    free = seqvae.load(trained_smiles_run / "model.pt", device="cpu", constrained=False)
+    constrained.decode(z)
+    constrained.decode(z, constrained=False)
+    free.decode(z)
+    free.decode(z, constrained=True)
+    assert [c is not None for c in seen] == [True, False, False, True]
+    assert constrained.syntax is not None
+
+
+def test_text_models_have_no_grammar(trained_text_run):
+    assert seqvae.load(trained_text_run / "model.pt", device="cpu").syntax is None
+
+
+def test_sample_valid_counts_draws_and_tells_duplicates_by_canonical_form(vae, monkeypatch):
+    # "OCC" is "CCO" written another way; "C1" and "C(" are not molecules.
+    stream = itertools.chain(["CCO", "C1", "OCC", "C(", "c1ccccc1"], itertools.repeat("CC"))
+    monkeypatch.setattr(vae, "sample", lambda n, **_: [next(stream) for _ in range(n)])
+    molecules, draws = vae.sample_valid(2)
+    assert molecules == ["CCO", "c1ccccc1"] and draws == 5
+
+
+def test_sample_valid_stops_at_max_draws_with_what_it_found(vae, monkeypatch):
+    monkeypatch.setattr(vae, "sample", lambda n, **_: ["CCO"] * n)
+    molecules, draws = vae.sample_valid(3, max_draws=10)
+    assert molecules == ["CCO"] and draws == 10

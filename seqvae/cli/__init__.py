@@ -31,14 +31,15 @@ from . import (
     sweep,
     train,
 )
-from .common import checkpoint_options, config_from_args, device_options, err
+from .common import checkpoint_options, config_from_args, decoding_options, device_options, err
 from .report import format_bench
 
 __all__ = ["main", "build_parser", "config_from_args", "format_bench"]
 
 ON_DEVICE = (train, bench)                     # commands that take --device only
 STANDALONE = (models, sweep)                  # commands that take neither
-ON_CHECKPOINT = (sample, encode, reconstruct, evaluate, interpolate, fit_properties, optimize)
+ON_CHECKPOINT = (encode, fit_properties)      # commands that read a model but never decode
+DECODING = (sample, reconstruct, evaluate, interpolate, optimize)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (train, sample, encode, reconstruct, evaluate, interpolate, fit_properties,
                     optimize, bench, models, sweep):
-        parents = ([] if command in STANDALONE else
-                   [device_options() if command in ON_DEVICE else checkpoint_options()])
+        parents = ([] if command in STANDALONE else [
+            device_options() if command in ON_DEVICE else
+            decoding_options() if command in DECODING else checkpoint_options()])
         command.add_parser(sub, parents)
     return parser
 

@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..api import load
 from ..config import SECTIONS, Config
 from ..corpus_files import read_numbered
 from ..errors import SeqVAEError
@@ -38,6 +39,25 @@ def checkpoint_options() -> argparse.ArgumentParser:
                              "that name), a run folder written by seqvae train, or a checkpoint "
                              "file (DIR/model.pt); a shipped file's checksum is checked either way")
     return parent
+
+
+def decoding_options() -> argparse.ArgumentParser:
+    """The parent parser of the commands that decode: the checkpoint, the device and whether
+    a SMILES model decodes under its grammar."""
+    parent = argparse.ArgumentParser(add_help=False, parents=[checkpoint_options()])
+    parent.add_argument("--no-constraints", dest="constrained", action="store_false",
+                        help="SMILES models: decode without the grammar mask. By default every "
+                             "decode rules out the tokens after which no well-formed SMILES "
+                             "could be finished (open rings, unbalanced branches, dangling "
+                             "bonds); valence and aromaticity are not checked either way")
+    return parent
+
+
+def load_model(args: argparse.Namespace, path: Path | None = None):
+    """The model a command works on (``args.checkpoint`` unless ``path`` is given), on
+    ``--device``, decoding under the SMILES grammar unless ``--no-constraints``."""
+    return load(path or args.checkpoint, device=args.device,
+                constrained=getattr(args, "constrained", True))
 
 
 def model_file(text: str) -> Path:

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..api import load
-from .common import err, read_inputs
+from .common import err, load_model, read_inputs
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -21,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    vae = load(args.checkpoint, device=args.device)
+    vae = load_model(args)
     texts = read_inputs(vae, args)
     z = vae.encode(texts, progress=len(texts) > 5000, check=False)  # _read_inputs checked
     np.save(args.output, z)

@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..api import load
 from ..data import TokenizedSplit
 from ..errors import SeqVAEError
 from ..evaluation import evaluate_sequences, format_table, load_split
 from ..molecules.evaluation import evaluate_molecules, format_molecule_table
 from ..text.evaluation import endpoint_recovery, interpolation_fluency, short_texts
-from .common import beside, err, model_file, read_inputs
+from .common import beside, err, load_model, model_file, read_inputs
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -68,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.reconstruct < 0 or not 0 <= args.stochastic <= args.reconstruct:
         raise SeqVAEError("--reconstruct must not be negative, and --stochastic must be between "
                           "0 and --reconstruct")
-    vae = load(args.checkpoint, device=args.device)
+    vae = load_model(args)
     what = args.metrics
     if what == "auto":
         what = "molecules" if vae.kind == "smiles" else "likelihood"
@@ -112,7 +111,7 @@ def likelihood_block(vae, args: argparse.Namespace) -> dict:
         results.update(endpoint_recovery=recovery["share"], endpoint_pairs=recovery["pairs"],
                        endpoint_max_words=args.endpoint_max_words)
         if args.lm is not None:
-            fluency = interpolation_fluency(vae, load(args.lm, device=args.device), short,
+            fluency = interpolation_fluency(vae, load_model(args, args.lm), short,
                                             pairs=args.endpoint_pairs, seed=args.seed)
             results.update(interpolation_fluency=fluency["nll_per_token"],
                            interpolation_sentences=fluency["sentences"])

@@ -4,11 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..api import load
 from ..errors import SeqVAEError
 from ..evaluation import load_split
 from ..text.evaluation import endpoint_recovery
-from .common import err, note_unknown
+from .common import err, load_model, note_unknown
 from .report import format_path, format_test_pairs
 
 
@@ -42,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     modes = bool(args.endpoints) + args.random + (args.test_pairs is not None)
     if modes != 1 or (args.endpoints and len(args.endpoints) != 2):
         raise SeqVAEError('give two sentences ("a" "b"), or --random, or --test-pairs N')
-    vae = load(args.checkpoint, device=args.device)
+    vae = load_model(args)
     if warning := vae.low_rate_warning("interpolation"):
         err(f"seqvae: warning: {warning}")
     vae.require_latent("interpolate")

@@ -4,11 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import load
 from ..corpus_files import read_sequences
 from ..errors import SeqVAEError
 from ..molecules.optimization import lowest_test_molecules, optimize
-from .common import err
+from .common import err, load_model
 from .report import format_optimization
 
 
@@ -58,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if any(d is not None and not 0 <= d <= 1 for d in deltas):
         raise SeqVAEError("--similarity-min must be between 0 and 1")
     starts = list(args.start) + (read_sequences(args.start_file) if args.start_file else [])
-    vae = load(args.checkpoint, device=args.device)
+    vae = load_model(args)
     if warning := vae.low_rate_warning("latent optimisation"):
         err(f"seqvae: warning: {warning}")
     if args.start_lowest:

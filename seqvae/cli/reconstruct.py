@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import load
-from .common import err, read_inputs, write_lines
+from .common import err, load_model, read_inputs, write_lines
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -20,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    vae = load(args.checkpoint, device=args.device)
+    vae = load_model(args)
     texts = read_inputs(vae, args)
     recon = vae.reconstruct(texts, method=args.method, check=False)  # _read_inputs checked
     write_lines([f"{a}\t{b}" for a, b in zip(texts, recon)], args.output)

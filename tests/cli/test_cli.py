@@ -8,6 +8,7 @@ import pytest
 
 from seqvae.cli import build_parser, config_from_args, main
 from seqvae.config import preset
+from seqvae.molecules.chemistry import is_valid
 
 
 def test_every_command_has_help():
@@ -48,6 +49,11 @@ def test_train_then_every_verb(tmp_path, smiles_file, capsys):
     assert (out / "model.pt").exists()
 
     assert main(["sample", str(out / "model.pt"), "-n", "5", "--seed", "0"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.strip().splitlines()) == 5
+    assert "of 5 samples are valid molecules" in captured.err
+    assert main(["sample", str(out / "model.pt"), "-n", "5", "--seed", "0",
+                 "--no-constraints"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 5
 
     molecules = tmp_path / "mols.smi"
@@ -237,3 +243,20 @@ def test_models_lists_the_shipped_models_and_prints_a_card(capsys):
     assert capsys.readouterr().out.strip() == shipped[name].card().strip()
     assert main(["models", "--card", "no-such-model"]) == 2
     assert "shipped models are" in capsys.readouterr().err
+
+
+def test_sample_valid_only_prints_distinct_valid_molecules(trained_smiles_run, capsys):
+    rc = main(["sample", str(trained_smiles_run / "model.pt"), "-n", "3", "--seed", "0",
+               "--valid-only"])
+    captured = capsys.readouterr()
+    printed = captured.out.split()
+    assert "distinct valid molecules from" in captured.err
+    assert len(set(printed)) == len(printed) and all(is_valid(s) for s in printed)
+    # The tiny model may not find 3 within 300 draws; then it says so and fails.
+    assert (rc, len(printed)) in ((0, 3), (1, 0), (1, 1), (1, 2))
+    assert (rc == 1) == ("found only" in captured.err)
+
+
+def test_sample_valid_only_refuses_a_text_model(trained_text_run, capsys):
+    assert main(["sample", str(trained_text_run / "model.pt"), "--valid-only"]) == 2
+    assert "--valid-only is for SMILES models" in capsys.readouterr().err
