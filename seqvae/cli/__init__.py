@@ -36,10 +36,12 @@ from .report import format_bench
 
 __all__ = ["main", "build_parser", "config_from_args", "format_bench"]
 
-ON_DEVICE = (train, bench)                     # commands that take --device only
-STANDALONE = (models, sweep)                  # commands that take neither
-ON_CHECKPOINT = (encode, fit_properties)      # commands that read a model but never decode
-DECODING = (sample, reconstruct, evaluate, interpolate, optimize)
+# Each command's shared options: --device only, a MODEL and --device, those and
+# --no-constraints (the commands that decode), or none.
+PARENTS = {train: device_options, bench: device_options,
+           encode: checkpoint_options, fit_properties: checkpoint_options,
+           sample: decoding_options, reconstruct: decoding_options, evaluate: decoding_options,
+           interpolate: decoding_options, optimize: decoding_options}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,10 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (train, sample, encode, reconstruct, evaluate, interpolate, fit_properties,
                     optimize, bench, models, sweep):
-        parents = ([] if command in STANDALONE else [
-            device_options() if command in ON_DEVICE else
-            decoding_options() if command in DECODING else checkpoint_options()])
-        command.add_parser(sub, parents)
+        command.add_parser(sub, [PARENTS[command]()] if command in PARENTS else [])
     return parser
 
 

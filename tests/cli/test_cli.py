@@ -260,3 +260,16 @@ def test_sample_valid_only_prints_distinct_valid_molecules(trained_smiles_run, c
 def test_sample_valid_only_refuses_a_text_model(trained_text_run, capsys):
     assert main(["sample", str(trained_text_run / "model.pt"), "--valid-only"]) == 2
     assert "--valid-only is for SMILES models" in capsys.readouterr().err
+
+
+def test_only_the_commands_that_decode_take_no_constraints():
+    parser = build_parser()
+    for command in ("sample", "reconstruct", "evaluate", "interpolate", "optimize"):
+        args = parser.parse_args([command, "moses", "--no-constraints"]
+                                 + (["x.smi"] if command == "reconstruct" else [])
+                                 + (["--objective", "qed"] if command == "optimize" else []))
+        assert args.constrained is False
+    for argv in (["encode", "moses", "x.smi", "-o", "z.npy"], ["fit-properties", "moses"]):
+        parser.parse_args(argv)                 # fine as it is; refused with the flag
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv + ["--no-constraints"])
