@@ -1,5 +1,8 @@
-"""Small configurations that train in seconds, shared by the tests."""
-from seqvae.config import Config
+"""Small configurations that train in seconds, and hand-built models, shared by the tests."""
+import torch
+
+from seqvae.config import Config, ModelConfig
+from seqvae.model import SeqVAE
 
 
 def tiny_config(source, **train) -> Config:
@@ -13,3 +16,27 @@ def tiny_config(source, **train) -> Config:
     return config.override("train", **{"batch_size": 128, "lr": 3e-3, "epochs": 3,
                                        "log_every": 2, "save_every": 1000, "threads": 1,
                                        "precision": "fp32", **train})
+
+
+def bigram_model(table: dict[int, dict[int, float]], vocab_size: int, pad_id: int) -> SeqVAE:
+    """A real SeqVAE whose decoder's next-token distribution is table[previous token] (ids;
+    pairs not listed get about e^-40): one-hot embeddings, a GRU whose update gate is shut (the
+    state is just the input token) and an output layer holding the log-probabilities; z and
+    the initial state are ignored."""
+    V = vocab_size
+    model = SeqVAE(ModelConfig(embedding_dim=V, encoder_hidden=4, latent_dim=1, decoder_hidden=V,
+                               decoder_layers=1), V).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.embedding.weight.copy_(torch.eye(V))
+        model.embedding.weight[pad_id] = 0.0
+        gru = model.decoder
+        gru.bias_ih_l0[V:2 * V] = -40.0                    # update gate closed: h' = n
+        gru.weight_ih_l0[2 * V:, :V] = 20.0 * torch.eye(V)  # n = tanh(20 * onehot(token))
+        log_table = torch.full((V, V), -40.0)                # [previous, next]
+        for prev, nexts in table.items():
+            for nxt, p in nexts.items():
+                log_table[prev, nxt] = torch.tensor(p).log()
+        model.output_projection.weight.copy_(log_table.t())
+    return model

@@ -1,5 +1,6 @@
 import math
 
+import helpers
 import pytest
 import torch
 
@@ -92,25 +93,7 @@ BIGRAM = {BOS: {A: 0.55, B: 0.45}, A: {EOS: 0.4, A: 0.3, C: 0.3}, B: {EOS: 0.98,
 
 
 def bigram_model() -> SeqVAE:
-    """A real SeqVAE whose decoder's next-token distribution is BIGRAM[previous token]:
-    one-hot embeddings, a GRU whose update gate is shut (the state is just the input token)
-    and an output layer holding the log-probabilities; z and the initial state are ignored."""
-    model = SeqVAE(ModelConfig(embedding_dim=V, encoder_hidden=4, latent_dim=1, decoder_hidden=V,
-                               decoder_layers=1), V).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        model.embedding.weight.copy_(torch.eye(V))
-        model.embedding.weight[PAD] = 0.0
-        gru = model.decoder
-        gru.bias_ih_l0[V:2 * V] = -40.0                    # update gate closed: h' = n
-        gru.weight_ih_l0[2 * V:, :V] = 20.0 * torch.eye(V)  # n = tanh(20 * onehot(token))
-        log_table = torch.full((V, V), -40.0)                # [previous, next]
-        for prev, nexts in BIGRAM.items():
-            for nxt, p in nexts.items():
-                log_table[prev, nxt] = torch.tensor(p).log()
-        model.output_projection.weight.copy_(log_table.t())
-    return model
+    return helpers.bigram_model(BIGRAM, V, PAD)
 
 
 def test_beam_search_finds_the_likelier_sequence_that_greedy_misses():

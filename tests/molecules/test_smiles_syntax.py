@@ -1,4 +1,5 @@
 """The SMILES grammar that constrained decoding follows (seqvae.molecules.smiles_syntax)."""
+import helpers
 import pytest
 import torch
 from rdkit import Chem
@@ -74,24 +75,10 @@ def test_the_branch_root_is_restored_after_a_branch():
 
 
 def bigram_model(table) -> SeqVAE:
-    """A SeqVAE whose next-token distribution depends only on the previous token (see
-    tests/test_decoding.py for the construction)."""
-    model = SeqVAE(ModelConfig(embedding_dim=V, encoder_hidden=4, latent_dim=1, decoder_hidden=V,
-                               decoder_layers=1), V).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        model.embedding.weight.copy_(torch.eye(V))
-        model.embedding.weight[PAD] = 0.0
-        gru = model.decoder
-        gru.bias_ih_l0[V:2 * V] = -40.0
-        gru.weight_ih_l0[2 * V:, :V] = 20.0 * torch.eye(V)
-        log_table = torch.full((V, V), -40.0)
-        for prev, nexts in table.items():
-            for nxt, p in nexts.items():
-                log_table[ID.get(prev, prev), ID[nxt]] = torch.tensor(p).log()
-        model.output_projection.weight.copy_(log_table.t())
-    return model
+    """A SeqVAE whose next token depends only on the previous one; table keys are token
+    strings (or ids) of this file's vocabulary."""
+    return helpers.bigram_model({ID.get(prev, prev): {ID[nxt]: p for nxt, p in nexts.items()}
+                                 for prev, nexts in table.items()}, V, PAD)
 
 
 # Unconstrained, the likeliest path is C -> 1 -> <eos>: "C1", a ring that never closes.
