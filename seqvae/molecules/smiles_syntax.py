@@ -173,12 +173,8 @@ class SmilesSyntax:
         return legal
 
     def _closable(self, s: SyntaxState) -> Tensor:
-        """(B, L): open rings that may close on the current atom: not opened by it (a
-        self-bond), nor by its parent, nor by an atom a ring bond already joins it to."""
-        opener = s.ring_atom
-        taken = (opener.unsqueeze(2) == s.partners.unsqueeze(1)).any(2)
-        return (s.ring_open & (opener != s.atom.unsqueeze(1)) & (opener != s.parent.unsqueeze(1))
-                & ~taken)
+        """(B, L): open rings that may close on the current atom."""
+        return _closable_on(s.ring_open, s.ring_atom, s.atom, s.parent, s.partners)
 
     def finish_cost(self, state: SyntaxState) -> Tensor:
         """(B,) the length (<eos> included) of one concrete way to finish each string.
@@ -205,9 +201,7 @@ class SmilesSyntax:
         for _ in range(L + 3):
             if not bool(open_.any()):
                 break
-            taken = (opener.unsqueeze(2) == partners.unsqueeze(1)).any(2)
-            closable = (open_ & (opener != cur.unsqueeze(1)) & (opener != parent.unsqueeze(1))
-                        & ~taken)
+            closable = _closable_on(open_, opener, cur, parent, partners)
             same = (opener.unsqueeze(2) == opener.unsqueeze(1)) & closable.unsqueeze(1) & earlier
             chosen = closable & ~same.any(2)        # the first closable ring of each opener
             count += chosen.sum(1)
@@ -277,3 +271,13 @@ class SmilesSyntax:
         return SyntaxState(prev=prev, before_bond=before_bond, depth=depth, atom=atom,
                            attach=attach, parent=parent, roots=roots, ring_open=ring_open,
                            ring_atom=ring_atom, partners=partners)
+
+
+def _closable_on(ring_open: Tensor, opener: Tensor, atom: Tensor, parent: Tensor,
+                 partners: Tensor) -> Tensor:
+    """(B, L): the open rings that may close on ``atom`` (B,): not opened by it (a self-bond),
+    nor by its ``parent`` (B,), nor by an atom a ring bond already joins it to (``partners``,
+    (B, L))."""
+    taken = (opener.unsqueeze(2) == partners.unsqueeze(1)).any(2)
+    return (ring_open & (opener != atom.unsqueeze(1)) & (opener != parent.unsqueeze(1))
+            & ~taken)
