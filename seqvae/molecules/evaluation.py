@@ -1,19 +1,15 @@
 """``seqvae evaluate`` for SMILES models: the MOSES metrics of prior samples, reconstruction
 accuracy, and property distributions.
 
-Reference statistics (fingerprints, fragments, scaffolds, property values, ChemNet activations)
-of the test sets and the canonical training set are computed once per set and cached under
-``<cache>/reference/``, keyed by a hash of the SMILES and :data:`STATISTICS_VERSION`, so later
-evaluations start fast. The metrics are those of molsets 0.3.1 (see :mod:`seqvae.molecules.moses_metrics`).
+The reference statistics of the test sets come from :mod:`seqvae.molecules.references` (MOSES's
+own, precomputed in the molsets wheel; any other set computed once and cached). The canonical
+training set for novelty is cached the same way. The metrics are those of molsets 0.3.1 (see
+:mod:`seqvae.molecules.moses_metrics`).
 """
 from __future__ import annotations
 
 import gzip
-import hashlib
-import json
 import time
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,6 +17,7 @@ import numpy as np
 import torch
 
 from ..api import TrainedVAE
+from ..data import PreparedData
 from ..files import atomic_write, cache_dir
 from ..gaussian import gaussian_kl
 from ..logs import to_stderr
@@ -46,74 +43,32 @@ from .moses_metrics import (
     wasserstein_metric,
 )
 from .reconstruction import greedy_reconstruction, stochastic_reconstruction
-
-REFERENCE_CHUNK = 5000  # molecules per worker job when computing reference statistics
-# Part of the cache key of reference statistics: raise it whenever what they hold or how it is
-# computed changes, so no evaluation reads statistics of an older definition. 2: fragments and
-# scaffolds as molsets 0.3.1 counts them, and property values for the Wasserstein metrics.
-STATISTICS_VERSION = 2
-
-
-@dataclass
-class ReferenceSet:
-    """What the MOSES metrics compare generated molecules with."""
-    fingerprints: np.ndarray                 # (N, 1024) uint8
-    fragments: Counter
-    scaffolds: Counter
-    chemnet: tuple[np.ndarray, np.ndarray]   # activation mean (512,) and covariance (512, 512)
-    properties: dict[str, np.ndarray]        # {"logP", "SA", "QED", "weight"}: (N_valid,)
+from .references import (
+    MOLSETS_STATISTICS,
+    REFERENCE_CHUNK,
+    ReferenceSet,
+    molsets_reference,
+    reference_set,
+    smiles_key,
+)
 
 
-def _key(smiles: Sequence[str]) -> str:
-    h = hashlib.sha1()
-    for s in smiles:
-        h.update(s.encode())
-        h.update(b"\n")
-    return h.hexdigest()[:20]
-
-
-def reference_set(smiles: Sequence[str], log: Callable[[str], None] = to_stderr) -> ReferenceSet:
-    """The statistics of a reference set (e.g. MOSES test), from the cache when possible."""
-    path = cache_dir() / "reference" / f"v{STATISTICS_VERSION}-{_key(smiles)}.npz"
-    if path.exists():
-        blob = np.load(path)
-        return ReferenceSet(np.unpackbits(blob["fingerprints"], axis=1)[:, :1024],
-                            Counter(json.loads(str(blob["fragments"]))),
-                            Counter(json.loads(str(blob["scaffolds"]))),
-                            (blob["chemnet_mu"], blob["chemnet_sigma"]),
-                            {name: blob[f"property_{name}"] for name in WASSERSTEIN_PROPERTIES})
-    started = time.perf_counter()
-    log(f"seqvae: computing reference statistics of {len(smiles):,} molecules (once; cached)")
-    chunks = [list(smiles[i:i + REFERENCE_CHUNK]) for i in range(0, len(smiles), REFERENCE_CHUNK)]
-    parts = parallel_map(_rdkit_statistics, chunks, chunksize=1)
-    fragments, scaffolds = Counter(), Counter()
-    for _, frags, scafs, _ in parts:
-        fragments.update(frags)
-        scaffolds.update(scafs)
-    fps = np.concatenate([f for f, _, _, _ in parts]) if parts else np.zeros((0, 1024), np.uint8)
-    props = {name: np.concatenate([p[name] for *_, p in parts]) if parts else np.zeros(0)
-             for name in WASSERSTEIN_PROPERTIES}
-    ref = ReferenceSet(fps, fragments, scaffolds, chemnet_stats(smiles), props)
-    with atomic_write(path, "wb") as fh:
-        np.savez(fh, fingerprints=np.packbits(ref.fingerprints, axis=1),
-                 fragments=json.dumps(ref.fragments), scaffolds=json.dumps(ref.scaffolds),
-                 chemnet_mu=ref.chemnet[0], chemnet_sigma=ref.chemnet[1],
-                 **{f"property_{name}": values for name, values in ref.properties.items()})
-    log(f"seqvae: reference statistics ready in {time.perf_counter() - started:.0f} s ({path})")
-    return ref
-
-
-def _rdkit_statistics(smiles: list[str]) -> tuple[np.ndarray, Counter, Counter,
-                                                  dict[str, np.ndarray]]:
-    """Fingerprints, fragment counts, scaffold counts and property values of one chunk (a
-    worker's job)."""
-    return fingerprints(smiles), fragment_counts(smiles), scaffold_counts(smiles), \
-        property_values(smiles)
+def split_reference(data: PreparedData, split: str, own: bool = False,
+                    log: Callable[[str], None] = to_stderr) -> ReferenceSet:
+    """The reference statistics of one test split. For MOSES's own test sets (unless ``own``)
+    those molsets ships, which describe the whole split as MOSES defines it, the molecules a
+    model's ``max_length`` dropped included; otherwise computed from the kept molecules and
+    cached."""
+    smiles = data.texts[split]
+    if data.corpus_name == "moses" and split in MOLSETS_STATISTICS and not own:
+        whole = len(smiles) + data.dropped.get(split, 0) + data.invalid.get(split, 0)
+        return molsets_reference(split, whole, log)
+    return reference_set(smiles, log)
 
 
 def canonical_training_set(smiles: Sequence[str], log: Callable[[str], None] = to_stderr) -> set[str]:
     """RDKit-canonical forms of the training SMILES (for novelty), cached, in parallel."""
-    path = cache_dir() / "reference" / f"train-{_key(smiles)}.txt.gz"
+    path = cache_dir() / "reference" / f"train-{smiles_key(smiles)}.txt.gz"
     if path.exists():
         with gzip.open(path, "rt") as fh:
             return set(fh.read().split("\n")) - {""}
@@ -198,16 +153,22 @@ def property_table(smiles: Sequence[str]) -> dict[str, np.ndarray]:
 def evaluate_molecules(vae: TrainedVAE, n: int = 30000, seed: int = 0,
                        n_reconstruct: int = 1000, n_stochastic: int = 100,
                        plot: Path | None = None, log: Callable[[str], None] = to_stderr,
-                       progress: bool = False) -> dict[str, Any]:
+                       progress: bool = False,
+                       own_reference_statistics: bool = False) -> dict[str, Any]:
     """Sample n molecules from the prior (temperature 1) and compute the MOSES metrics against
     the test sets of the model's corpus; reconstruction of test molecules, greedy from the
     posterior mean (``n_reconstruct`` molecules) and by the stochastic protocol of Jin et al.
     2018 (``n_stochastic`` molecules, 10 codes x 10 decodes each), with their mean KL; and
-    (with ``plot``) a PNG of the property distributions of samples and test."""
+    (with ``plot``) a PNG of the property distributions of samples and test.
+
+    On the MOSES corpus the reference statistics are those molsets ships, unless
+    ``own_reference_statistics`` asks for seqvae's own (computed once, ~20 CPU-minutes a
+    split, then cached)."""
     started = time.perf_counter()
     data = vae.corpus(log)
     ref_names = [name for name in ("test", "test_scaffolds") if data.texts.get(name)]
-    references = {name: reference_set(data.texts[name], log) for name in ref_names}
+    references = {name: split_reference(data, name, own_reference_statistics, log)
+                  for name in ref_names}
     # The data pipeline already holds canonical SMILES unless told not to (files are
     # canonicalised, MOSES ships canonical ones), so novelty needs no second pass over them.
     dc = vae.config.data
@@ -215,6 +176,7 @@ def evaluate_molecules(vae: TrainedVAE, n: int = 30000, seed: int = 0,
              else canonical_training_set(data.texts["train"], log))
     samples = vae.sample(n, seed=seed, progress=progress)
     result = generation_metrics(samples, train, references)
+    result["reference_statistics"] = {name: ref.source for name, ref in references.items()}
     test = data.texts.get("test", [])
     if test and n_reconstruct:
         result.update(reconstruction_metrics(vae, test, n_reconstruct, n_stochastic, seed))

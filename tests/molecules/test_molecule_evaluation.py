@@ -1,5 +1,3 @@
-import os
-
 import pytest
 
 from seqvae.molecules.evaluation import (
@@ -43,30 +41,3 @@ def test_novel_molecules_and_properties(molecules):
     assert r["novelty"] == 1.0 and "fcd/test" not in r and "logp/test" not in r
     table = property_table(["CCO", "bad", "c1ccccc1"])
     assert set(table) == {"logp", "qed", "sa", "mw"} and len(table["mw"]) == 2
-
-
-def test_reference_statistics_in_parallel_chunks_equal_the_serial_ones(molecules, monkeypatch):
-    import seqvae.molecules.evaluation as me
-    from seqvae.molecules.moses_metrics import (
-        fingerprints,
-        fragment_counts,
-        property_values,
-        scaffold_counts,
-    )
-    part = molecules[:41]                                    # not cached by the test above
-    monkeypatch.setattr(me, "REFERENCE_CHUNK", 10)           # 5 chunks
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)          # a pool even on one core
-    ref = reference_set(part, log=lambda _: None)
-    assert (ref.fingerprints == fingerprints(part)).all()
-    assert ref.fragments == fragment_counts(part) and ref.scaffolds == scaffold_counts(part)
-    assert all((ref.properties[k] == v).all() for k, v in property_values(part).items())
-
-
-def test_cached_statistics_of_an_older_definition_are_not_read(molecules, monkeypatch):
-    import seqvae.molecules.evaluation as me
-    part = molecules[:20]
-    first = reference_set(part, log=lambda _: None)
-    monkeypatch.setattr(me, "STATISTICS_VERSION", me.STATISTICS_VERSION + 1)
-    computed = []
-    again = reference_set(part, log=computed.append)
-    assert computed and again.scaffolds == first.scaffolds   # computed anew, not read
