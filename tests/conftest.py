@@ -1,5 +1,7 @@
 import gzip
 import os
+import urllib.error
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -18,10 +20,16 @@ def _private_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(autouse=True)
 def _no_package_index_unless_marked(request, monkeypatch):
     """Only tests marked ``network`` may reach the package index: for every other test pip is
-    told not to use one, so a test that would fetch (the molsets wheel) fails at once and the
-    same way on- and offline, instead of passing only where the network is up."""
+    told not to use one and ``urllib`` cannot open a URL, so a test that would fetch (the
+    molsets wheel, the Brown corpus) fails at once and the same way on- and offline, instead
+    of passing only where the network is up."""
     if request.node.get_closest_marker("network") is None:
         monkeypatch.setenv("PIP_NO_INDEX", "1")
+
+        def no_network(url, *args, **kwargs):
+            raise urllib.error.URLError(f"tests not marked network may not fetch {url}")
+
+        monkeypatch.setattr(urllib.request, "urlopen", no_network)
 
 
 # A few real MCF / PAINS-style SMARTS, written here: enough for the filters to match something.
