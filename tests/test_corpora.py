@@ -163,7 +163,7 @@ def test_limit_train(tmp_path):
 
 
 def test_unknown_source_lists_embedded_corpora(tmp_path):
-    with pytest.raises(SeqVAEError, match=r"nowhere.txt.*ptb, moses"):
+    with pytest.raises(SeqVAEError, match=r"nowhere.txt.*ptb, brown, moses"):
         load_corpus(DataConfig(source=str(tmp_path / "nowhere.txt")), quiet)
 
 
