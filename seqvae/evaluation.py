@@ -40,7 +40,8 @@ ROWS_PER_CALL = 1024
 
 @torch.inference_mode()
 def evaluate_sequences(vae: TrainedVAE, split: TokenizedSplit, k: int = 500, seed: int = 0,
-                       batch_size: int = 32, progress: bool = False) -> dict[str, Any]:
+                       batch_size: int = 32, progress: bool = False,
+                       precision: str = "fp32") -> dict[str, Any]:
     """Evaluate a model on tokenised sequences; returns a flat dict of results (see module).
 
     Args:
@@ -48,7 +49,14 @@ def evaluate_sequences(vae: TrainedVAE, split: TokenizedSplit, k: int = 500, see
         k: importance samples per sequence (1 is used for a model without a latent).
         seed: seeds the importance samples and the MI sample, so results are reproducible.
         batch_size: sequences per batch.
+        precision: ``fp32`` or ``bf16``: the arithmetic of the k x decoder passes that score
+            log p(x|z), nearly all of the work (``--precision auto`` resolves to one of them
+            with :func:`seqvae.devices.resolve_precision`). The encoder, the KL, the softmax
+            and the log-mean-exp stay fp32 either way; the measured difference in NLL is in
+            docs/results/performance.md.
     """
+    if precision not in ("fp32", "bf16"):
+        raise SeqVAEError(f"precision must be fp32 or bf16, not {precision!r}")
     model, tok = vae.model, vae.tokenizer
     device = model.device
     k = k if model.has_latent else 1
@@ -67,8 +75,9 @@ def evaluate_sequences(vae: TrainedVAE, split: TokenizedSplit, k: int = 500, see
         # tokens and B bound now: the function is called only in this iteration
         def log_likelihood(z: torch.Tensor, tokens=tokens, B=B) -> torch.Tensor:  # (B, s, D) -> (B, s)
             s = z.size(1)
-            return model.log_likelihood(tokens.repeat_interleave(s, dim=0),
-                                        z.reshape(B * s, -1)).view(B, s)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                return model.log_likelihood(tokens.repeat_interleave(s, dim=0),
+                                            z.reshape(B * s, -1)).view(B, s)
 
         iw, log_lik = importance_weighted_log_likelihood(
             log_likelihood, mu, logvar, k, chunk=max(1, ROWS_PER_CALL // B), generator=generator)
@@ -90,7 +99,7 @@ def evaluate_sequences(vae: TrainedVAE, split: TokenizedSplit, k: int = 500, see
     nll = -sums["iw"]
     rec, kl = -sums["log_lik"] / max(n, 1), sums["kl"] / max(n, 1)
     return {
-        "n": n, "tokens": sums["tokens"], "k": k, "seed": seed,
+        "n": n, "tokens": sums["tokens"], "k": k, "seed": seed, "precision": precision,
         "nll": nll / max(n, 1),
         "perplexity": perplexity(nll, sums["tokens"]),
         "elbo": -(rec + kl), "rec": rec, "kl": kl,
@@ -115,7 +124,7 @@ def _strip(ids: Sequence[int], eos_id: int, pad_id: int) -> list[int]:
 
 
 ROWS = [("sequences", "n", "{:,}"), ("target tokens (<eos> counted)", "tokens", "{:,}"),
-        ("importance samples k", "k", "{}"),
+        ("importance samples k", "k", "{}"), ("precision of the k decoder passes", "precision", "{}"),
         ("NLL, importance-weighted (nats/seq)", "nll", "{:.2f}"),
         ("perplexity", "perplexity", "{:.2f}"),
         ("ELBO (nats/seq)", "elbo", "{:.2f}"), ("  reconstruction", "rec", "{:.2f}"),

@@ -6,6 +6,7 @@ import torch
 
 import seqvae
 from seqvae.data import TokenizedSplit
+from seqvae.errors import SeqVAEError
 from seqvae.evaluation import evaluate_sequences, format_table
 
 
@@ -111,3 +112,28 @@ def test_language_model_is_exact_with_one_sample(lm, sentences):
              for x in _one_by_one(lm, sentences)]
     assert r["nll"] == pytest.approx(np.mean(exact), rel=1e-5)
     assert r["rec"] == pytest.approx(np.mean(exact), rel=1e-5)
+
+
+def test_bf16_scores_the_importance_samples_under_autocast_and_stays_close(vae, sentences,
+                                                                           monkeypatch):
+    seen = []
+    real = type(vae.model).log_likelihood
+
+    def spy(self, tokens, z, *args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return real(self, tokens, z, *args, **kwargs)
+
+    monkeypatch.setattr(type(vae.model), "log_likelihood", spy)
+    fp32 = evaluate_sequences(vae, sentences, k=32, batch_size=5, seed=2, precision="fp32")
+    assert seen and not any(seen)
+    seen.clear()
+    bf16 = evaluate_sequences(vae, sentences, k=32, batch_size=5, seed=2, precision="bf16")
+    assert seen and all(seen)
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
+    # the same samples: only the rounding of the decoder's products differs (bf16 keeps 8 bits
+    # of mantissa, so a few tenths of a nat on sentences of ~30 nats at most)
+    assert bf16["nll"] == pytest.approx(fp32["nll"], abs=0.5)
+    # the encoder, KL and greedy decodes stay fp32
+    assert bf16["kl"] == fp32["kl"] and bf16["exact_match"] == fp32["exact_match"]
+    with pytest.raises(SeqVAEError, match="fp32 or bf16"):
+        evaluate_sequences(vae, sentences, k=2, precision="fp16")
