@@ -135,7 +135,14 @@ ROWS = [("sequences", "n", "{:,}"), ("target tokens (<eos> counted)", "tokens", 
         ("greedy reconstruction, BLEU-4", "bleu", "{:.3f}"),
         ("interpolation endpoints recovered (pairs)", "endpoint_recovery", "{:.2f}"),
         ("  of sentences up to this many words", "endpoint_max_words", "{}"),
+        ("  those sentences reconstructed exactly", "short_exact_match", "{:.3f}"),
+        ("real short sentences, LM NLL per token", "real_fluency", "{:.3f}"),
         ("interpolated sentences, LM NLL per token", "interpolation_fluency", "{:.3f}"),
+        ("  ratio to the real sentences'", "interpolation_fluency_ratio", "{:.2f}"),
+        ("  share distinct", "interpolation_distinct", "{:.3f}"),
+        ("prior samples, LM NLL per token", "sample_fluency", "{:.3f}"),
+        ("  ratio to the real sentences'", "sample_fluency_ratio", "{:.2f}"),
+        ("  share distinct", "sample_distinct", "{:.3f}"),
         ("wall time (s)", "seconds", "{:.1f}")]
 
 

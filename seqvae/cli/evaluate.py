@@ -14,7 +14,13 @@ from ..devices import resolve_precision
 from ..errors import SeqVAEError
 from ..evaluation import evaluate_sequences, format_table, load_split
 from ..molecules.evaluation import evaluate_molecules, format_molecule_table
-from ..text.evaluation import endpoint_recovery, interpolation_fluency, short_texts
+from ..text.evaluation import (
+    endpoint_recovery,
+    interpolation_fluency,
+    language_model_nll,
+    sample_fluency,
+    short_texts,
+)
 from .common import beside, err, load_model, model_file, read_inputs
 
 
@@ -48,7 +54,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    help="text: draw those pairs from sentences of at most this many words")
     p.add_argument("--lm", type=model_file, default=None, metavar="MODEL",
                    help="text: a language model (trained with --latent-dim 0) that scores the "
-                   "fluency of the sentences between those endpoints (NLL per token)")
+                   "fluency (NLL per token, and its ratio to the same LM's on the real short "
+                   "sentences) of the sentences between those endpoints and of --lm-samples "
+                   "prior samples, with the share of them that are distinct")
+    p.add_argument("--lm-samples", type=int, default=500,
+                   help="text, with --lm: prior samples (temperature 1, as seqvae sample) to score")
     p.add_argument("--reconstruct", type=int, default=1000,
                    help="molecules: test molecules reconstructed greedily from their means")
     p.add_argument("--stochastic", type=int, default=100,
@@ -76,8 +86,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.k < 1 or args.batch_size < 1 or args.n < 1 or (args.limit is not None and args.limit < 1):
-        raise SeqVAEError("--k, --n, --batch-size and --limit must be at least 1")
+    if (args.k < 1 or args.batch_size < 1 or args.n < 1 or args.lm_samples < 1
+            or (args.limit is not None and args.limit < 1)):
+        raise SeqVAEError("--k, --n, --batch-size, --lm-samples and --limit must be at least 1")
     if args.reconstruct < 0 or not 0 <= args.stochastic <= args.reconstruct:
         raise SeqVAEError("--reconstruct must not be negative, and --stochastic must be between "
                           "0 and --reconstruct")
@@ -131,11 +142,21 @@ def likelihood_block(vae, args: argparse.Namespace) -> dict:
     if vae.latent_dim and args.endpoint_pairs and len(short) >= 2:
         recovery = endpoint_recovery(vae, short, pairs=args.endpoint_pairs, seed=args.seed)
         results.update(endpoint_recovery=recovery["share"], endpoint_pairs=recovery["pairs"],
-                       endpoint_max_words=args.endpoint_max_words)
+                       endpoint_max_words=args.endpoint_max_words,
+                       short_exact_match=recovery["sentences_recovered"])
         if args.lm is not None:
-            fluency = interpolation_fluency(vae, load_model(args, args.lm), short,
-                                            pairs=args.endpoint_pairs, seed=args.seed)
-            results.update(interpolation_fluency=fluency["nll_per_token"],
-                           interpolation_sentences=fluency["sentences"])
+            lm = load_model(args, args.lm)
+            real = language_model_nll(lm, short)
+            fluency = interpolation_fluency(vae, lm, short, pairs=args.endpoint_pairs,
+                                            seed=args.seed)
+            samples = sample_fluency(vae, lm, n=args.lm_samples, seed=args.seed)
+            results.update(real_fluency=real["nll_per_token"],
+                           interpolation_fluency=fluency["nll_per_token"],
+                           interpolation_fluency_ratio=fluency["nll_per_token"] / real["nll_per_token"],
+                           interpolation_distinct=fluency["distinct"],
+                           interpolation_sentences=fluency["sentences"],
+                           sample_fluency=samples["nll_per_token"],
+                           sample_fluency_ratio=samples["nll_per_token"] / real["nll_per_token"],
+                           sample_distinct=samples["distinct"], lm_samples=samples["sentences"])
     print(format_table(results, f"seqvae evaluate {args.checkpoint} on {name}"))
     return results

@@ -77,16 +77,38 @@ def path_resemblance(vae: TrainedVAE, texts: Sequence[str], pairs: Sequence[tupl
 
 
 @torch.inference_mode()
+def language_model_nll(lm: TrainedVAE, sentences: Sequence[str]) -> dict[str, Any]:
+    """How fluent ``sentences`` read to a language model ``lm`` (a model trained with
+    ``--latent-dim 0``, whose log p(x) is exact): the total NLL over the total number of
+    tokens (<eos> counted, <bos> not), and the share of the sentences that are distinct (a
+    score that a model could earn by repeating one fluent sentence is not fluency).
+
+    Returns ``nll_per_token``, ``distinct`` (a share) and ``sentences`` (their number)."""
+    if lm.latent_dim:
+        raise SeqVAEError("the fluency model must be a language model (trained with "
+                          "--latent-dim 0)")
+    split = TokenizedSplit.from_lists(lm.tokenizer.encode_batch(list(sentences)))
+    nll = tokens = 0.0
+    for start in range(0, len(split), ROWS_PER_CALL):
+        batch, lengths = collate(split, np.arange(start, min(start + ROWS_PER_CALL, len(split))))
+        batch = batch.to(lm.model.device)
+        z = torch.zeros(batch.size(0), 0, device=lm.model.device)
+        nll -= lm.model.log_likelihood(batch, z).sum().item()
+        tokens += int((lengths - 1).sum())
+    return {"nll_per_token": nll / max(tokens, 1),
+            "distinct": len(set(sentences)) / max(len(sentences), 1),
+            "sentences": len(sentences)}
+
+
 def interpolation_fluency(vae: TrainedVAE, lm: TrainedVAE, texts: Sequence[str],
                           pairs: int = 100, steps: int = 7, seed: int = 0) -> dict[str, Any]:
     """How fluent the sentences between two endpoints are: decode ``steps`` points of the
     linear path between the posterior means of random pairs greedily, and score the
-    intermediate sentences (endpoints left out) with a language model ``lm`` (a model trained
-    with ``--latent-dim 0``: its log p(x) is exact).
+    intermediate sentences (endpoints left out) with :func:`language_model_nll`.
 
-    Returns ``nll_per_token`` (total NLL / total tokens, <eos> counted, <bos> not) and the
-    number of sentences scored. Lower is more fluent; compare with the LM's own test NLL per
-    token.
+    Returns its ``nll_per_token``, ``distinct`` and ``sentences``, and the ``pairs`` and
+    ``steps``. Lower NLL is more fluent; compare it with the same LM's NLL per token on real
+    sentences (``language_model_nll(lm, texts)``).
     """
     vae.require_latent("interpolate")
     if lm.latent_dim:
@@ -97,14 +119,13 @@ def interpolation_fluency(vae: TrainedVAE, lm: TrainedVAE, texts: Sequence[str],
                        check=False)
     points = np.concatenate([latent_path(means[2 * i], means[2 * i + 1], steps)[1:-1]
                              for i in range(len(chosen))])
-    sentences = vae.decode(points)
-    split = TokenizedSplit.from_lists(lm.tokenizer.encode_batch(sentences))
-    nll = tokens = 0.0
-    for start in range(0, len(split), ROWS_PER_CALL):
-        batch, lengths = collate(split, np.arange(start, min(start + ROWS_PER_CALL, len(split))))
-        batch = batch.to(lm.model.device)
-        z = torch.zeros(batch.size(0), 0, device=lm.model.device)
-        nll -= lm.model.log_likelihood(batch, z).sum().item()
-        tokens += int((lengths - 1).sum())
-    return {"nll_per_token": nll / max(tokens, 1), "sentences": len(sentences),
-            "pairs": len(chosen), "steps": steps}
+    scored = language_model_nll(lm, vae.decode(points))
+    return {**scored, "pairs": len(chosen), "steps": steps}
+
+
+def sample_fluency(vae: TrainedVAE, lm: TrainedVAE, n: int = 500, seed: int = 0,
+                   method: str = "sample") -> dict[str, Any]:
+    """:func:`language_model_nll` of ``n`` prior samples: z ~ N(0, I) decoded by ``method``
+    (``sample``, at temperature 1, is what ``seqvae sample`` prints by default)."""
+    vae.require_latent("sample")
+    return {**language_model_nll(lm, vae.sample(n, method=method, seed=seed)), "method": method}

@@ -202,6 +202,14 @@ def test_evaluate_text_reports_endpoint_recovery_and_interpolation_fluency(
     # 5 pairs x 5 points between the endpoints of a 7-point path, scored by the LM
     assert result["interpolation_sentences"] == 25
     assert 0.0 < result["interpolation_fluency"] < 20.0
+    assert 0.0 <= result["interpolation_distinct"] <= 1.0
+    assert result["interpolation_fluency_ratio"] == pytest.approx(
+        result["interpolation_fluency"] / result["real_fluency"])
+    assert 0.0 <= result["short_exact_match"] <= 1.0
+    # --lm-samples prior samples, scored by the same LM
+    assert result["lm_samples"] == 500 and 0.0 < result["sample_distinct"] <= 1.0
+    assert result["sample_fluency_ratio"] == pytest.approx(
+        result["sample_fluency"] / result["real_fluency"])
 
 
 def test_interpolation_fluency_is_the_lm_nll_per_token(trained_text_run, trained_text_lm):

@@ -5,7 +5,12 @@ import pytest
 import seqvae
 from seqvae.errors import SeqVAEError
 from seqvae.metrics import unigram_f1
-from seqvae.text.evaluation import endpoint_recovery, path_resemblance
+from seqvae.text.evaluation import (
+    endpoint_recovery,
+    language_model_nll,
+    path_resemblance,
+    sample_fluency,
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +64,34 @@ def test_words_outside_the_vocabulary_do_not_crash(vae):
 def test_a_language_model_cannot_interpolate(lm):
     with pytest.raises(SeqVAEError, match="without a latent"):
         lm.interpolate("a", "b")
+
+
+def test_language_model_nll_is_the_exact_nll_per_token_and_counts_distinct_sentences(vae, lm):
+    import math
+
+    import torch
+    tok = lm.tokenizer
+    sentences = ["the market fell", "he said", "the market fell", "shares rose sharply"]
+    r = language_model_nll(lm, sentences)
+    # by hand: teacher-force each sentence alone through the LM, sum -log p, count tokens
+    nll = tokens = 0.0
+    for s in sentences:
+        x = torch.tensor([[tok.bos_id, *tok.encode(s), tok.eos_id]])
+        logits, _ = lm.model.forward_decoder(x[:, :-1], torch.zeros(1, 0))
+        nll -= torch.log_softmax(logits, -1).gather(2, x[:, 1:, None]).sum().item()
+        tokens += x.size(1) - 1
+    assert r["nll_per_token"] == pytest.approx(nll / tokens, rel=1e-5)
+    assert r["distinct"] == 3 / 4 and r["sentences"] == 4
+    assert math.isfinite(r["nll_per_token"]) and r["nll_per_token"] > 0
+    with pytest.raises(SeqVAEError, match="language model"):
+        language_model_nll(vae, sentences)
+
+
+def test_sample_fluency_scores_the_seeded_prior_samples(vae, lm):
+    r = sample_fluency(vae, lm, n=12, seed=3)
+    assert r["sentences"] == 12 and r["method"] == "sample"
+    again = language_model_nll(lm, vae.sample(12, method="sample", seed=3))
+    assert r["nll_per_token"] == pytest.approx(again["nll_per_token"], rel=1e-6)
+    assert r["distinct"] == again["distinct"]
+    with pytest.raises(SeqVAEError):
+        sample_fluency(lm, lm, n=2)
