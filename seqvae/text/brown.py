@@ -51,12 +51,11 @@ _QUOTES = {"``": '"', "''": '"'}
 def load_brown(config: DataConfig, log: Callable[[str], None]) -> Corpus:
     check_fractions(config)
     documents, genres = _parsed(log)
-    splits = split_documents(documents, genres, config.valid_fraction, config.test_fraction,
-                             config.split_seed)
+    held = _held_documents(genres, config.valid_fraction, config.test_fraction, config.split_seed)
+    splits = split_documents(documents, held)
     fp = fingerprint(source="brown", version=BROWN_VERSION, valid_fraction=config.valid_fraction,
                      test_fraction=config.test_fraction, split_seed=config.split_seed,
                      limit_train=config.limit_train)
-    held = _held_documents(genres, config.valid_fraction, config.test_fraction, config.split_seed)
     note = (f"split by document, stratified by genre: {len(held['valid'])} documents valid, "
             f"{len(held['test'])} test, {len(genres) - len(held['valid']) - len(held['test'])} "
             f"train (seed {config.split_seed})")
@@ -129,12 +128,10 @@ def _held_documents(genres: dict[str, str], valid_fraction: float, test_fraction
     return held
 
 
-def split_documents(documents: dict[str, list[str]], genres: dict[str, str],
-                    valid_fraction: float, test_fraction: float,
-                    seed: int) -> dict[str, list[str]]:
-    """Sentences of train/valid/test, split by document and stratified by genre (see module).
+def split_documents(documents: dict[str, list[str]],
+                    held: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Sentences of train/valid/test, given the held-out documents of :func:`_held_documents`.
     Within a split, documents keep the corpus's order and sentences their document's."""
-    held = _held_documents(genres, valid_fraction, test_fraction, seed)
     where = {d: split for split, docs in held.items() for d in docs}
     splits: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
     for doc in sorted(documents):

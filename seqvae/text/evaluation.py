@@ -111,9 +111,6 @@ def interpolation_fluency(vae: TrainedVAE, lm: TrainedVAE, texts: Sequence[str],
     sentences (``language_model_nll(lm, texts)``).
     """
     vae.require_latent("interpolate")
-    if lm.latent_dim:
-        raise SeqVAEError("the fluency model must be a language model (trained with "
-                          "--latent-dim 0)")
     chosen = random_pairs(len(texts), pairs, seed)
     means = vae.encode([t for pair in chosen for t in (texts[pair[0]], texts[pair[1]])],
                        check=False)
