@@ -103,11 +103,13 @@ def run(args: argparse.Namespace) -> int:
     if what in ("molecules", "all") and vae.kind != "smiles":
         raise SeqVAEError("--metrics molecules needs a model trained on SMILES")
     name = args.file.name if args.file else args.split
+    suffix = f"-k{args.k if vae.latent_dim else 1}" if what in ("likelihood", "all") else f"-n{args.n}"
+    output = args.output or beside(args.checkpoint) / f"evaluate-{Path(name).stem}{suffix}.json"
     results: dict[str, Any] = {"checkpoint": str(args.checkpoint), "data": name}
     if what in ("likelihood", "all"):
         results["likelihood"] = likelihood_block(vae, args)
     if what in ("molecules", "all"):
-        plot = beside(args.checkpoint) / "properties.png"
+        plot = output.parent / "properties.png"  # beside the JSON, wherever -o puts it
         results["molecules"] = evaluate_molecules(vae, n=args.n, seed=args.seed, plot=plot,
                                                   n_reconstruct=args.reconstruct,
                                                   n_stochastic=args.stochastic,
@@ -115,8 +117,6 @@ def run(args: argparse.Namespace) -> int:
                                                   own_reference_statistics=args.own_reference_statistics)
         print(format_molecule_table(results["molecules"], f"seqvae evaluate {args.checkpoint}: "
                                     "MOSES metrics of prior samples (temperature 1)"))
-    suffix = f"-k{results['likelihood']['k']}" if "likelihood" in results else f"-n{args.n}"
-    output = args.output or beside(args.checkpoint) / f"evaluate-{Path(name).stem}{suffix}.json"
     output.write_text(json.dumps(results, indent=2))
     err(f"seqvae: wrote {output}")
     return 0
