@@ -32,7 +32,7 @@ from .moses_metrics import (
     fingerprints,
     fragment_counts,
     frechet_chemnet_distance,
-    internal_diversity,
+    internal_diversities,
     moses_filters,
     nearest_neighbour_similarity,
     novelty,
@@ -97,7 +97,8 @@ def generation_metrics(samples: Sequence[str], train: set[str],
     if not valid:
         return result
     fps = fingerprints(valid)
-    result.update({"intdiv1": internal_diversity(fps, 1), "intdiv2": internal_diversity(fps, 2),
+    intdiv1, intdiv2 = internal_diversities(fps, (1, 2))
+    result.update({"intdiv1": intdiv1, "intdiv2": intdiv2,
                    "filters": filter_pass_rate(valid, moses_filters() if filters is None
                                                else filters)})
     frags, scafs = fragment_counts(valid), scaffold_counts(valid)

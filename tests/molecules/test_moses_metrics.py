@@ -12,6 +12,7 @@ from seqvae.molecules.moses_metrics import (
     fingerprints,
     fraction_valid,
     fragment_counts,
+    internal_diversities,
     internal_diversity,
     nearest_neighbour_similarity,
     novelty,
@@ -78,6 +79,25 @@ def test_block_by_block_equals_the_whole_matrix_at_once():
         for rows, columns in ((1000, 1000), (7, 64), (300, 1)):
             assert internal_diversity(fps, p, rows=rows, columns=columns) == pytest.approx(
                 expected, rel=1e-12)
+
+
+def test_sparse_tanimoto_equals_the_dense_formula_exactly():
+    # the sparse x dense product counts shared bits; on 0/1 data it must agree to the bit
+    smiles = (Path(__file__).resolve().parents[2] / "data" / "moses_test_sample.smi").read_text().split()
+    fps, ref = fingerprints(smiles[:200]), fingerprints(smiles[200:450])
+    a, b = fps.astype(np.float64), ref.astype(np.float64)
+    both = a @ b.T
+    either = a.sum(1)[:, None] + b.sum(1)[None] - both
+    assert np.array_equal(tanimoto(fps, ref), (both / either).astype(np.float32))
+
+
+def test_internal_diversities_in_one_pass_equal_each_p_alone():
+    smiles = (Path(__file__).resolve().parents[2] / "data" / "moses_test_sample.smi").read_text().split()
+    fps = fingerprints(smiles[:150])
+    together = internal_diversities(fps, (1, 2), rows=16, columns=40)
+    assert together == (internal_diversity(fps, 1, rows=16, columns=40),
+                        internal_diversity(fps, 2, rows=16, columns=40))
+    assert internal_diversities(np.zeros((0, 8), dtype=np.uint8)) == (0.0, 0.0)
 
 
 def test_snn_by_hand():
