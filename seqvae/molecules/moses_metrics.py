@@ -40,10 +40,10 @@ from functools import lru_cache
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy import sparse
 from rdkit import Chem, DataStructs, RDLogger
 from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
+from scipy import sparse
 
 from .chemistry import canonical, properties, to_molecule
 from .moses_corpus import molsets_member
