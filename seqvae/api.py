@@ -27,7 +27,7 @@ from .errors import SeqVAEError
 from .logs import to_stderr
 from .model import SeqVAE
 from .molecules.chemistry import canonical, is_valid, validity_and_uniqueness
-from .molecules.smiles_syntax import SmilesSyntax
+from .molecules.smiles_valence import SmilesValence
 from .text.interpolation import path as latent_path
 from .tokenizers import Tokenizer
 
@@ -42,9 +42,9 @@ class TrainedVAE:
                  train_state: dict | None = None, constrained: bool = True):
         self.config, self.tokenizer, self.model = config, tokenizer, model.eval()
         self.train_state = dict(train_state or {})  # step, validation KL, ... when recorded
-        # A SMILES model decodes under the SMILES grammar (None for other tokenizers), unless
-        # ``constrained`` is False here or in a call.
-        self.syntax = SmilesSyntax.for_tokenizer(tokenizer)
+        # A SMILES model decodes under the SMILES grammar and atom valences (None for other
+        # tokenizers), unless ``constrained`` is False here or in a call.
+        self.syntax = SmilesValence.for_tokenizer(tokenizer)
         self.constrained = constrained
 
     @property
@@ -171,7 +171,8 @@ class TrainedVAE:
         For a SMILES model, ``constrained`` (by default the model's ``constrained``, True
         unless :func:`load` was told otherwise) masks the tokens after which no well-formed
         SMILES string could be finished (open rings, unbalanced branches, a dangling bond; see
-        :mod:`seqvae.molecules.smiles_syntax`); other models ignore it.
+        :mod:`seqvae.molecules.smiles_syntax`) and the bonds that would exceed an atom's
+        valence (:mod:`seqvae.molecules.smiles_valence`); other models ignore it.
         """
         if constrained is None:
             constrained = self.constrained

@@ -43,13 +43,14 @@ def checkpoint_options() -> argparse.ArgumentParser:
 
 def decoding_options() -> argparse.ArgumentParser:
     """The parent parser of the commands that decode: the checkpoint, the device and whether
-    a SMILES model decodes under its grammar."""
+    a SMILES model decodes under its grammar and valences."""
     parent = argparse.ArgumentParser(add_help=False, parents=[checkpoint_options()])
     parent.add_argument("--no-constraints", dest="constrained", action="store_false",
-                        help="SMILES models: decode without the grammar mask. By default every "
-                             "decode rules out the tokens after which no well-formed SMILES "
-                             "could be finished (open rings, unbalanced branches, dangling "
-                             "bonds); valence and aromaticity are not checked either way")
+                        help="SMILES models: decode without the grammar and valence mask. By "
+                             "default every decode rules out the tokens after which no "
+                             "well-formed SMILES could be finished (open rings, unbalanced "
+                             "branches, dangling bonds) and the bonds that would exceed an "
+                             "atom's valence; aromaticity is not checked either way")
     return parent
 
 
