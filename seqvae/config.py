@@ -51,6 +51,9 @@ class TokenizerConfig:
     vocab_size: int = _f(8000, "sentencepiece: vocabulary size")
     sp_model_type: str = _f("unigram", "sentencepiece model type", ("unigram", "bpe"))
     lowercase: bool = _f(False, "word/sentencepiece: lower-case the text first")
+    kekulize: bool = _f(False, "smiles tokenizer: write each molecule in Kekulé form inside the "
+                        "model (C1=CC=CC=C1, no aromatic atoms), so that no decode fails on "
+                        "aromaticity; SMILES in as usual, Kekulé SMILES out")
 
 
 @dataclass(frozen=True)

@@ -127,8 +127,11 @@ def tokenize_split(tokenizer: Tokenizer, texts: Sequence[str], max_length: int,
 
 def _cache_key(corpus: Corpus, data: DataConfig, tok: TokenizerConfig, check: bool,
                canon: bool) -> str:
+    # Settings added after a cache format keep their default out of the key, so that adding
+    # them does not throw away every cache made before.
+    settings = {k: v for k, v in tok.__dict__.items() if not (k == "kekulize" and not v)}
     blob = json.dumps([CACHE_FORMAT, corpus.fingerprint, corpus.kind, data.max_length,
-                       data.long_sequences, check, canon, tok.__dict__], sort_keys=True, default=str)
+                       data.long_sequences, check, canon, settings], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 

@@ -355,3 +355,33 @@ def test_the_word_tokenizer_refuses_smiles():
     # every molecule would be a "word" of its own: a vocabulary the size of the corpus
     with pytest.raises(SeqVAEError, match="word tokenizer"):
         fit_tokenizer(TokenizerConfig(kind="word"), ["CCO", "c1ccccc1"], "smiles")
+
+
+def test_kekule_tokenizer_writes_no_aromatic_atom_and_round_trips(smiles_file, monkeypatch):
+    import os
+
+    import seqvae.tokenizers.base as base
+    from seqvae.molecules.chemistry import canonical
+    smiles = smiles_file.read_text().split()[:300]
+    assert any("c" in s for s in smiles)                    # the sample has aromatic rings
+    tok = fit_tokenizer(TokenizerConfig(kind="smiles", kekulize=True), smiles, "smiles")
+    assert not [t for t in tok.tokens[4:] if t[:1].islower() or t in ("[nH]", "[n+]")]
+    assert tok.encode("c1ccccc1") == tok.encode("C1=CC=CC=C1")
+    assert tok.decode(tok.encode("c1ccccc1O")) == "OC1=CC=CC=C1"
+    assert all(canonical(tok.decode(tok.encode(s))) == canonical(s) for s in smiles)
+    assert tok.state_dict()["kekulize"] is True
+    assert tokenizer_from_state(tok.state_dict()).encode(smiles[0]) == tok.encode(smiles[0])
+    # A string RDKit cannot read is split as it is (its aromatic tokens are unknown here).
+    assert UNK_ID in tok.encode("c1cc")
+    # The plain tokenizer's state is as it was before the option existed.
+    plain = fit_tokenizer(TokenizerConfig(kind="smiles"), smiles, "smiles")
+    assert "kekulize" not in plain.state_dict() and "c" in plain.tokens
+    # Large batches are rewritten on every core, with the same result.
+    monkeypatch.setattr(base, "KEKULE_PARALLEL_MIN", 10)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert tok.encode_batch(smiles[:50]) == [tok.encode(s) for s in smiles[:50]]
+
+
+def test_kekulize_is_for_the_smiles_tokenizer():
+    with pytest.raises(SeqVAEError, match="kekulize"):
+        fit_tokenizer(TokenizerConfig(kind="char", kekulize=True), ["CCO"], "smiles")

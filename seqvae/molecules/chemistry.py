@@ -38,6 +38,19 @@ def canonical(smiles: str) -> str | None:
     return Chem.MolToSmiles(mol) if mol is not None else None
 
 
+def kekule_smiles(smiles: str) -> str | None:
+    """The canonical SMILES in Kekulé form (alternating single and double bonds, no aromatic
+    atoms: c1ccccc1 -> C1=CC=CC=C1), or None where RDKit cannot parse or kekulise it."""
+    mol = to_molecule(smiles)
+    if mol is None:
+        return None
+    try:
+        Chem.Kekulize(mol, clearAromaticFlags=True)
+    except Exception:  # Chem.KekulizeException, which sanitised molecules should not raise
+        return None
+    return Chem.MolToSmiles(mol, kekuleSmiles=True)
+
+
 def validity_and_uniqueness(smiles: Iterable[str]) -> dict[str, float]:
     """Share of valid SMILES, and share of distinct canonical molecules among the valid ones."""
     smiles = list(smiles)

@@ -84,6 +84,11 @@ def fit_tokenizer(config: TokenizerConfig, train_texts: Sequence[str],
             raise SeqVAEError(f"--min-freq must be at least 1, not {config.min_freq}")
         return WordTokenizer.fit(train_texts, min_freq=config.min_freq,
                                  lowercase=config.lowercase)
+    if config.kekulize and kind != "smiles":
+        raise SeqVAEError(f"--kekulize rewrites molecules for the smiles tokenizer, not {kind}; "
+                          "use --tokenizer smiles, or leave --kekulize out")
+    if kind == "smiles":
+        return SmilesTokenizer.fit(train_texts, kekulize=config.kekulize)
     if kind == "sentencepiece":
         return SentencePieceTokenizer.fit(train_texts, vocab_size=config.vocab_size,
                                           model_type=config.sp_model_type,
