@@ -34,7 +34,15 @@ def use_unrolled(x: Tensor) -> bool:
 
 
 class GRU(nn.GRU):
-    """``nn.GRU`` (batch first) with the cell interface. State: (L, B, H)."""
+    """``nn.GRU`` (batch first) with the cell interface. State: (L, B, H).
+
+    ``weight_drop`` (a plain attribute, not a parameter: checkpoints do not change) drops
+    entries of the hidden-to-hidden weights while training, one mask per forward pass shared
+    by every time step (DropConnect on the recurrence, Merity et al. 2018, "Regularizing and
+    optimizing LSTM language models"). It runs on the unrolled GRU, on any device.
+    """
+
+    weight_drop: float = 0.0
 
     def initial_state(self, h: Tensor) -> State:
         """The state that starts from hidden values ``h`` (L, B, H)."""
@@ -54,7 +62,8 @@ class GRU(nn.GRU):
         Returns:
             top-layer outputs (B, T, H) and the final state.
         """
-        if x.size(1) > 1 and use_unrolled(x):
+        dropping = self.weight_drop > 0 and self.training and torch.is_grad_enabled()
+        if x.size(1) > 1 and (use_unrolled(x) or dropping):
             return unrolled_gru(self, x, state, static_input=static_input)
         if static_input is not None:
             x = torch.cat([x, static_input.unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)
@@ -72,12 +81,14 @@ class GRU(nn.GRU):
 
 
 def make_cell(kind: str, input_size: int, hidden_size: int, num_layers: int, dropout: float,
-              bidirectional: bool = False) -> GRU:
+              bidirectional: bool = False, weight_drop: float = 0.0) -> GRU:
     """A batch-first recurrent stack of the named kind (:data:`CELLS`)."""
     if kind not in CELLS:
         raise ValueError(f"unknown recurrent cell {kind!r}; choose one of {', '.join(CELLS)}")
-    return GRU(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
+    cell = GRU(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
                batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
+    cell.weight_drop = weight_drop
+    return cell
 
 
 def unrolled_gru(gru: nn.GRU, x: Tensor, h0: Tensor,
@@ -99,8 +110,14 @@ def unrolled_gru(gru: nn.GRU, x: Tensor, h0: Tensor,
         outputs (B, T, H) of the last layer, and the final state (L, B, H).
     """
     finals, layer_input = [], x
+    drop = getattr(gru, "weight_drop", 0.0) if gru.training else 0.0
     for k in range(gru.num_layers):
         w_ih, w_hh, b_ih, b_hh = _weights(gru, k)
+        if drop:  # one mask for the whole sequence: the same recurrence at every step
+            w_hh = nn.functional.dropout(w_hh, drop, training=True)
+            kind = w_hh.device.type
+            if torch.is_autocast_enabled(kind):  # cast once here, not at every step's linear()
+                w_hh = w_hh.to(torch.get_autocast_dtype(kind))
         if k == 0 and static_input is not None:
             width = layer_input.size(-1)
             w_x, w_static = w_ih.split((width, w_ih.size(1) - width), dim=1)

@@ -70,6 +70,10 @@ class ModelConfig:
     embedding_dropout: float = _f(0.0, "dropout on the decoder's input embeddings, the one "
                                   "non-recurrent connection --dropout leaves out (Zaremba et al. "
                                   "2014); regularises a large text decoder")
+    weight_drop: float = _f(0.0, "DropConnect on the decoder's recurrent (hidden-to-hidden) "
+                            "weights while training, one mask per batch shared by every step "
+                            "(weight drop, Merity et al. 2018): regularises the recurrence, "
+                            "which --dropout leaves alone; 0: off")
     tie_weights: bool = _f(False, "tie the output projection to the embedding (Press & Wolf 2017)")
     property_head: int = _f(0, "SMILES: hidden units of an MLP on z predicting logP, QED, SA and "
                             "penalised logP, trained jointly (Gómez-Bombarelli et al. 2018); 0: none")
@@ -183,7 +187,8 @@ class Config:
                                       "ae_pretrain_steps", "target_kl", "target_kl_lr",
                                       "target_kl_kp"),
                         "train": ("lr", "lr_warmup_steps", "min_lr_ratio", "grad_clip")}
-        shares = {"model": ("dropout", "embedding_dropout"), "objective": ("word_dropout", "kl_cycle_ratio")}
+        shares = {"model": ("dropout", "embedding_dropout", "weight_drop"),
+                  "objective": ("word_dropout", "kl_cycle_ratio")}
 
         def flag(name: str) -> str:
             return "--" + {"kind": "tokenizer", "source": "data"}.get(name, name).replace("_", "-")

@@ -55,7 +55,7 @@ class SeqVAE(nn.Module):
         else:  # a plain GRU language model: no encoder, a learned initial state
             self.initial_state = nn.Parameter(torch.zeros(c.decoder_layers * c.decoder_hidden))
         self.decoder = make_cell(c.cell, emb + c.latent_dim, c.decoder_hidden, c.decoder_layers,
-                                 c.dropout)
+                                 c.dropout, weight_drop=c.weight_drop)
         self.output_dropout = nn.Dropout(c.dropout)
         self.embedding_dropout = nn.Dropout(c.embedding_dropout)
         self.property_head = None

@@ -192,3 +192,33 @@ def test_embedding_dropout_acts_on_the_decoder_inputs_in_training_only():
     assert torch.equal(model.forward_decoder(a, z)[0], model.forward_decoder(b, z)[0])
     model.eval()
     assert not torch.allclose(model.forward_decoder(a, z)[0], model.forward_decoder(b, z)[0])
+
+
+def test_weight_drop_is_one_recurrent_mask_per_pass_in_training_only():
+    """Weight drop (Merity et al. 2018) equals running the GRU with its hidden-to-hidden
+    weights dropped once, by the same draw, for the whole sequence; it never acts in eval."""
+    from seqvae.cells import make_cell, unrolled_gru
+    p = 0.5
+    x, h0 = torch.randn(3, 8, 5), torch.randn(2, 3, 4)
+    cell = make_cell("gru", 5, 4, 2, 0.0, weight_drop=p)
+    plain = make_cell("gru", 5, 4, 2, 0.0)
+    plain.load_state_dict(cell.state_dict())
+    cell.train()
+    torch.manual_seed(7)
+    out, h = cell.run(x, h0)
+    # The same draws, by hand: layer 0's mask, then layer 1's.
+    torch.manual_seed(7)
+    with torch.no_grad():
+        for k in range(2):
+            w = getattr(plain, f"weight_hh_l{k}")
+            w.copy_(torch.nn.functional.dropout(w, p, training=True))
+    want_out, want_h = unrolled_gru(plain, x, h0)
+    assert torch.allclose(out, want_out, atol=1e-6) and torch.allclose(h, want_h, atol=1e-6)
+    assert not torch.allclose(out, cell.eval().run(x, h0)[0], atol=1e-3)
+    # In eval mode (decoding, scoring) it is the plain GRU, with nn.GRU's kernel.
+    plain.load_state_dict(cell.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(cell.run(x, h0)[0], plain(x, h0)[0], atol=1e-6)
+    # The model passes the setting to its decoder only.
+    model = tiny(weight_drop=0.3)
+    assert model.decoder.weight_drop == 0.3 and model.encoder.weight_drop == 0.0
