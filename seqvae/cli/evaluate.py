@@ -13,6 +13,7 @@ from ..data import TokenizedSplit
 from ..devices import resolve_precision
 from ..errors import SeqVAEError
 from ..evaluation import evaluate_sequences, format_table, load_split
+from ..files import atomic_write
 from ..molecules.evaluation import evaluate_molecules, format_molecule_table
 from ..text.evaluation import (
     endpoint_recovery,
@@ -105,6 +106,11 @@ def run(args: argparse.Namespace) -> int:
     name = args.file.name if args.file else args.split
     suffix = f"-k{args.k if vae.latent_dim else 1}" if what in ("likelihood", "all") else f"-n{args.n}"
     output = args.output or beside(args.checkpoint) / f"evaluate-{Path(name).stem}{suffix}.json"
+    # The folder of -o is made (or refused) now, not after minutes of evaluation.
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SeqVAEError(f"cannot write the results to {output}: {exc}; choose another -o") from exc
     results: dict[str, Any] = {"checkpoint": str(args.checkpoint), "data": name}
     if what in ("likelihood", "all"):
         results["likelihood"] = likelihood_block(vae, args)
@@ -117,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
                                                   own_reference_statistics=args.own_reference_statistics)
         print(format_molecule_table(results["molecules"], f"seqvae evaluate {args.checkpoint}: "
                                     "MOSES metrics of prior samples (temperature 1)"))
-    output.write_text(json.dumps(results, indent=2))
+    with atomic_write(output, "w") as fh:
+        fh.write(json.dumps(results, indent=2))
     err(f"seqvae: wrote {output}")
     return 0
 

@@ -174,13 +174,13 @@ def test_interpolate_refuses_bad_requests(trained_text_run, trained_text_lm, cap
 
 
 def test_evaluate_a_smiles_model(trained_smiles_run, tmp_path, capsys, molsets_stand_in):
-    out = tmp_path / "m.json"
+    out = tmp_path / "new" / "folder" / "m.json"          # -o may name a folder not made yet
     assert main(["evaluate", str(trained_smiles_run / "model.pt"), "--n", "40", "-o", str(out)]) == 0
     table = capsys.readouterr().out
     assert "unique@10k" in table and "reconstruction" in table
     result = json.loads(out.read_text())["molecules"]
     assert result["samples"] == 40 and 0 <= result["valid"] <= 1
-    assert (tmp_path / "properties.png").stat().st_size > 0  # beside the JSON of -o
+    assert (out.parent / "properties.png").stat().st_size > 0  # beside the JSON of -o
     assert main(["evaluate", str(trained_smiles_run / "model.pt"), "--metrics", "all", "--n", "20",
                  "--limit", "5", "--k", "2", "-o", str(out)]) == 0
     assert set(json.loads(out.read_text())) >= {"likelihood", "molecules"}
