@@ -54,6 +54,7 @@ def save(fig: Figure, png: str | Path | None) -> Path | None:
     fig.tight_layout()
     if png is None:
         return None
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(Path(png), dpi=110)
     return Path(png)
 

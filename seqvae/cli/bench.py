@@ -11,6 +11,7 @@ from ..bench import bench, run_peer
 from ..config import PRESETS, preset
 from ..devices import resolve_device
 from ..errors import SeqVAEError
+from ..files import atomic_write
 from .common import add_config_flags, config_from_args, err
 from .report import format_bench
 
@@ -66,5 +67,6 @@ def run(args: argparse.Namespace) -> int:
     print(format_bench(result))
     print(json.dumps(result))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        with atomic_write(args.json, "w") as fh:
+            fh.write(json.dumps(result, indent=2))
     return 0

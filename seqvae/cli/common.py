@@ -11,6 +11,7 @@ from ..api import load
 from ..config import SECTIONS, Config
 from ..corpus_files import read_numbered
 from ..errors import SeqVAEError
+from ..files import atomic_write
 from ..logs import to_stderr
 from ..pretrained import is_shipped, resolve
 
@@ -185,7 +186,8 @@ def write_lines(lines: Sequence[str], path: Path | None) -> None:
         for line in lines:
             print(line)
     else:
-        path.write_text("".join(f"{line}\n" for line in lines))
+        with atomic_write(path, "w") as fh:       # makes the folder; no half-written file
+            fh.write("".join(f"{line}\n" for line in lines))
         err(f"seqvae: wrote {len(lines)} lines to {path}")
 
 

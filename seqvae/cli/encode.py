@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write
 from .common import err, load_model, read_inputs
 
 
@@ -23,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     vae = load_model(args)
     texts = read_inputs(vae, args)
     z = vae.encode(texts, progress=len(texts) > 5000, check=False)  # _read_inputs checked
-    np.save(args.output, z)
+    with atomic_write(args.output) as fh:
+        np.save(fh, z)
     err(f"seqvae: wrote {z.shape[0]} x {z.shape[1]} posterior means to {args.output}")
     return 0

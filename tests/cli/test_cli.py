@@ -281,3 +281,15 @@ def test_only_the_commands_that_decode_take_no_constraints():
         parser.parse_args(argv)                 # fine as it is; refused with the flag
         with pytest.raises(SystemExit):
             parser.parse_args(argv + ["--no-constraints"])
+
+
+def test_outputs_may_go_into_folders_not_made_yet(trained_smiles_run, tmp_path):
+    smiles = tmp_path / "in.smi"
+    smiles.write_text("CCO\nc1ccccc1\n")
+    model = str(trained_smiles_run / "model.pt")
+    codes = tmp_path / "a" / "z.npy"
+    assert main(["encode", model, str(smiles), "-o", str(codes)]) == 0
+    assert np.load(codes).shape[0] == 2
+    samples = tmp_path / "b" / "samples.smi"
+    assert main(["sample", model, "-n", "3", "-o", str(samples)]) == 0
+    assert len(samples.read_text().splitlines()) == 3
