@@ -40,3 +40,14 @@ def bigram_model(table: dict[int, dict[int, float]], vocab_size: int, pad_id: in
                 log_table[prev, nxt] = torch.tensor(p).log()
         model.output_projection.weight.copy_(log_table.t())
     return model
+
+
+def allowed_after(constraint, tokens, prefix, remaining=50) -> set[str]:
+    """The tokens a decoding constraint (grammar or valences) allows after writing ``prefix``
+    (token strings of the vocabulary ``tokens``), ``remaining`` tokens from the length limit."""
+    ids = {t: i for i, t in enumerate(tokens)}
+    state = constraint.start(1)
+    for tok in prefix:
+        state = constraint.advance(state, torch.tensor([ids[tok]]))
+    row = constraint.allowed(state, remaining)[0]
+    return {tokens[i] for i in range(len(tokens)) if row[i]}

@@ -175,7 +175,7 @@ class SmilesTokenizer(VocabTokenizer):
     @classmethod
     def _split_all(cls, texts: Iterable[str], options: dict[str, Any]) -> Iterable[Iterable[str]]:
         if not options.get("kekulize"):
-            return map(SMILES_REGEX.findall, texts)
+            return super()._split_all(texts, options)
         # RDKit reads and rewrites each molecule (~0.1 ms): large batches use every core.
         return parallel_map(kekule_tokens, texts, chunksize=2000, min_items=KEKULE_PARALLEL_MIN,
                             workers=min(os.cpu_count() or 1, 8))

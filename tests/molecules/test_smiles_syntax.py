@@ -33,12 +33,7 @@ def test_token_classes():
 
 
 def allowed_after(prefix, remaining=50):
-    syntax = SmilesSyntax(TOKENS, EOS)
-    state = syntax.start(1)
-    for tok in prefix:
-        state = syntax.advance(state, torch.tensor([ID[tok]]))
-    row = syntax.allowed(state, remaining)[0]
-    return {TOKENS[i] for i in range(V) if row[i]}
+    return helpers.allowed_after(SmilesSyntax(TOKENS, EOS), TOKENS, prefix, remaining)
 
 
 def test_what_each_prefix_allows():

@@ -33,12 +33,7 @@ def test_atom_budgets_by_hand():
 
 
 def allowed_after(prefix, remaining=50):
-    valence = SmilesValence(TOKENS, EOS)
-    state = valence.start(1)
-    for tok in prefix:
-        state = valence.advance(state, torch.tensor([ID[tok]]))
-    row = valence.allowed(state, remaining)[0]
-    return {TOKENS[i] for i in range(V) if row[i]}
+    return helpers.allowed_after(SmilesValence(TOKENS, EOS), TOKENS, prefix, remaining)
 
 
 def test_a_full_atom_takes_no_more_bonds():
