@@ -39,13 +39,45 @@ class TrainedVAE:
     """A trained model with its tokenizer, ready for inference."""
 
     def __init__(self, config: Config, tokenizer: Tokenizer, model: SeqVAE,
-                 train_state: dict | None = None, constrained: bool = True):
+                 train_state: dict | None = None, constrained: bool = True, prior: str = "auto"):
         self.config, self.tokenizer, self.model = config, tokenizer, model.eval()
         self.train_state = dict(train_state or {})  # step, validation KL, ... when recorded
         # A SMILES model decodes under the SMILES grammar and atom valences (None for other
         # tokenizers), unless ``constrained`` is False here or in a call.
         self.syntax = SmilesValence.for_tokenizer(tokenizer)
         self.constrained = constrained
+        self.prior = prior
+
+    @property
+    def prior(self) -> str:
+        """Where :meth:`prior_codes` (and so :meth:`sample`) draws codes from: ``fitted``, the
+        density (a Gaussian mixture or a flow) that ``seqvae fit-prior`` fitted to the
+        training codes, or ``standard``, N(0, I). Set it to ``auto`` (the fitted density where
+        the checkpoint has one),
+        ``fitted`` or ``standard``."""
+        return self._prior
+
+    @prior.setter
+    def prior(self, choice: str) -> None:
+        fitted = getattr(self.model, "latent_prior", None) is not None
+        if choice not in ("auto", "fitted", "standard"):
+            raise SeqVAEError(f"prior must be auto, fitted or standard, not {choice!r}")
+        if choice == "fitted" and not fitted:
+            raise SeqVAEError("this model has no fitted prior; fit one with "
+                              "`seqvae fit-prior MODEL` or use the standard prior")
+        self._prior = "fitted" if choice == "auto" and fitted else \
+            ("standard" if choice == "auto" else choice)
+
+    @property
+    def prior_description(self) -> str:
+        """The prior in words, for reports: ``N(0, I)`` or the fitted mixture's size."""
+        c = self.config.model
+        if self.prior == "standard":
+            return "N(0, I)"
+        if c.latent_prior == "mixture":
+            return f"a mixture of {c.prior_components} Gaussians fitted to the training codes"
+        return (f"a RealNVP flow ({c.prior_layers} couplings of {c.prior_hidden} units) fitted "
+                "to the training codes")
 
     @property
     def recorded_kl(self) -> float | None:
@@ -196,7 +228,8 @@ class TrainedVAE:
 
     def sample(self, n: int, temperature: float = 1.0, method: str = "sample",
                seed: int | None = None, progress: bool = False, **kwargs) -> list[str]:
-        """n strings decoded from z ~ N(0, I) (temperature sampling by default)."""
+        """n strings decoded from prior codes (:meth:`prior_codes`; temperature sampling by
+        default)."""
         return self.decode(self.prior_codes(n, seed), method=method, temperature=temperature, seed=seed,
                            progress=progress, **kwargs)
 
@@ -268,9 +301,19 @@ class TrainedVAE:
                            seed=seed, **kwargs)
 
     def prior_codes(self, n: int, seed: int | None = None) -> np.ndarray:
-        """n codes z ~ N(0, I): (n, D) float32."""
+        """n codes from the prior (see :attr:`prior`): (n, D) float32."""
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        if self.prior == "fitted":
+            with torch.no_grad():
+                return self.model.latent_prior.sample(n, generator).cpu().numpy()
         return torch.randn(n, self.latent_dim, generator=generator).numpy()
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) under the prior in use (see :attr:`prior`), differentiable in z:
+        (N, D) -> (N,)."""
+        if self.prior == "fitted":
+            return self.model.latent_prior.log_prob(z)
+        return torch.distributions.Normal(0.0, 1.0).log_prob(z.float()).sum(-1)
 
     def require_latent(self, verb: str) -> None:
         """A language model (trained with --no-latent) has no latent space to work in."""
@@ -284,11 +327,13 @@ class TrainedVAE:
         return self.decode(self.encode(texts, check=check), method=method, **kwargs)
 
 
-def load(path: str | Path, device: str = "auto", constrained: bool = True) -> TrainedVAE:
+def load(path: str | Path, device: str = "auto", constrained: bool = True,
+         prior: str = "auto") -> TrainedVAE:
     """Load a model: the name of a shipped one (``"moses"``, ``"ptb"``; see
     :func:`seqvae.pretrained.models`), a run folder written by ``seqvae train`` (its
     ``model.pt``), or a checkpoint file. ``constrained=False`` turns off the SMILES grammar
-    in every decode of a SMILES model (see :meth:`TrainedVAE.decode`)."""
+    in every decode of a SMILES model (see :meth:`TrainedVAE.decode`); ``prior`` chooses what
+    sampling draws codes from (see :attr:`TrainedVAE.prior`)."""
     loaded = load_checkpoint(path, resolve_device(device))
     return TrainedVAE(loaded.config, loaded.tokenizer, loaded.model,
-                      loaded.blob.get("train_state"), constrained=constrained)
+                      loaded.blob.get("train_state"), constrained=constrained, prior=prior)

@@ -14,9 +14,10 @@ from typing import Any
 from .errors import SeqVAEError
 
 
-def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    """A dataclass field whose help text (and allowed values) ``seqvae train --help`` shows."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _f(default: Any, help: str, choices: tuple[str, ...] | None = None, flag: bool = True) -> Any:
+    """A dataclass field whose help text (and allowed values) ``seqvae train --help`` shows;
+    ``flag=False`` for a field set by another command than ``train``."""
+    return field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,13 @@ class ModelConfig:
     tie_weights: bool = _f(False, "tie the output projection to the embedding (Press & Wolf 2017)")
     property_head: int = _f(0, "SMILES: hidden units of an MLP on z predicting logP, QED, SA and "
                             "penalised logP, trained jointly (Gómez-Bombarelli et al. 2018); 0: none")
+    latent_prior: str = _f("standard", "what prior samples are drawn from: N(0, I), or a density "
+                           "fitted to the training codes after training by seqvae fit-prior "
+                           "(a Gaussian mixture or a RealNVP flow)",
+                           ("standard", "mixture", "flow"), flag=False)
+    prior_components: int = _f(0, "components of the fitted Gaussian mixture", flag=False)
+    prior_layers: int = _f(0, "coupling layers of the fitted flow", flag=False)
+    prior_hidden: int = _f(0, "hidden units of each coupling of the fitted flow", flag=False)
 
 
 @dataclass(frozen=True)
@@ -182,7 +190,8 @@ class Config:
                         "train": ("batch_size", "epochs", "max_steps", "val_every",
                                   "max_val_examples", "early_stopping", "log_every",
                                   "save_every", "threads")}
-        non_negative = {"model": ("embedding_dim", "latent_dim", "property_head"),
+        non_negative = {"model": ("embedding_dim", "latent_dim", "property_head",
+                                  "prior_components", "prior_layers", "prior_hidden"),
                         "objective": ("kl_weight", "kl_start_step", "free_bits", "property_weight",
                                       "ae_pretrain_steps", "target_kl", "target_kl_lr",
                                       "target_kl_kp"),

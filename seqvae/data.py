@@ -81,6 +81,10 @@ class TokenizedSplit:
         n = min(n, len(self))
         return TokenizedSplit(self.ids[:self.offsets[n]], self.offsets[:n + 1])
 
+    def select(self, rows: Sequence[int]) -> "TokenizedSplit":
+        """The sequences at ``rows``, in that order."""
+        return TokenizedSplit.from_lists([self[int(i)] for i in rows])
+
 
 @dataclass
 class PreparedData:

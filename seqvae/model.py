@@ -17,6 +17,8 @@ from .cells import State, make_cell
 from .config import ModelConfig
 from .cross_entropy import MAX_SCORES, linear_cross_entropy
 from .gaussian import reparameterize
+from .latent_flow import RealNVP
+from .mixture_prior import GaussianMixture
 from .molecules.property_head import PropertyHead
 
 
@@ -26,6 +28,16 @@ class VAEOutput(NamedTuple):
     logvar: Tensor               # (B, D)
     z: Tensor                    # (B, D)
     logits: Tensor | None = None  # (B, T-1, V) scores for tokens[:, 1:], if asked for
+
+
+def make_latent_prior(config: ModelConfig) -> GaussianMixture | RealNVP | None:
+    """The module of a fitted prior, with the sizes the config records (weights loaded after);
+    None for the standard N(0, I)."""
+    if config.latent_prior == "mixture":
+        return GaussianMixture(config.latent_dim, config.prior_components)
+    if config.latent_prior == "flow":
+        return RealNVP(config.latent_dim, config.prior_layers, config.prior_hidden)
+    return None
 
 
 class SeqVAE(nn.Module):
@@ -61,6 +73,9 @@ class SeqVAE(nn.Module):
         self.property_head = None
         if c.property_head:
             self.property_head = PropertyHead(c.latent_dim, c.property_head)
+        # A density fitted to the aggregate posterior after training (seqvae fit-prior);
+        # sampling draws from it instead of N(0, I). Buffers only: training never touches it.
+        self.latent_prior = make_latent_prior(c) if self.has_latent else None
         if c.tie_weights:
             # Project to the embedding size, then score against the embedding matrix.
             self.output_projection = nn.Linear(c.decoder_hidden, emb, bias=False)

@@ -22,6 +22,7 @@ from . import (
     bench,
     encode,
     evaluate,
+    fit_prior,
     fit_properties,
     interpolate,
     models,
@@ -40,6 +41,7 @@ __all__ = ["main", "build_parser", "config_from_args", "format_bench"]
 # --no-constraints (the commands that decode), or none.
 PARENTS = {train: device_options, bench: device_options,
            encode: checkpoint_options, fit_properties: checkpoint_options,
+           fit_prior: checkpoint_options,
            sample: decoding_options, reconstruct: decoding_options, evaluate: decoding_options,
            interpolate: decoding_options, optimize: decoding_options}
 
@@ -50,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seqvae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (train, sample, encode, reconstruct, evaluate, interpolate, fit_properties,
-                    optimize, bench, models, sweep):
+                    fit_prior, optimize, bench, models, sweep):
         command.add_parser(sub, [PARENTS[command]()] if command in PARENTS else [])
     return parser
 

@@ -55,11 +55,21 @@ def decoding_options() -> argparse.ArgumentParser:
     return parent
 
 
+def add_prior_option(parser: argparse.ArgumentParser) -> None:
+    """``--prior``, for the commands that draw codes from the prior."""
+    parser.add_argument("--prior", choices=("auto", "fitted", "standard"), default="auto",
+                        help="what prior codes are drawn from: the Gaussian mixture that "
+                             "`seqvae fit-prior` fitted to the training codes (fitted), N(0, I) "
+                             "(standard), or the first where the model has one (auto)")
+
+
 def load_model(args: argparse.Namespace, path: Path | None = None):
     """The model a command works on (``args.checkpoint`` unless ``path`` is given), on
-    ``--device``, decoding under the SMILES grammar unless ``--no-constraints``."""
+    ``--device``, decoding under the SMILES grammar unless ``--no-constraints``, sampling from
+    the ``--prior`` asked for."""
     return load(path or args.checkpoint, device=args.device,
-                constrained=getattr(args, "constrained", True))
+                constrained=getattr(args, "constrained", True),
+                prior=getattr(args, "prior", "auto"))
 
 
 def model_file(text: str) -> Path:
@@ -106,6 +116,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for section in SECTIONS:
         group = parser.add_argument_group(f"{section} ({SHORT_HELP[section]})")
         for f in dataclasses.fields(getattr(defaults, section)):
+            if not f.metadata["flag"]:
+                continue
             name = FLAG_NAMES.get((section, f.name), f.name.replace("_", "-"))
             kwargs: dict[str, Any] = dict(
                 dest=f"{section}.{f.name}", default=argparse.SUPPRESS,

@@ -22,7 +22,7 @@ from ..text.evaluation import (
     sample_fluency,
     short_texts,
 )
-from .common import beside, err, load_model, model_file, read_inputs
+from .common import add_prior_option, beside, err, load_model, model_file, read_inputs
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -83,6 +83,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    help="CPU threads for torch (default: torch's, one per core)")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="JSON results (default: next to the checkpoint, evaluate-SPLIT-kK.json)")
+    add_prior_option(p)
     p.set_defaults(run=run)
 
 
@@ -111,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SeqVAEError(f"cannot write the results to {output}: {exc}; choose another -o") from exc
-    results: dict[str, Any] = {"checkpoint": str(args.checkpoint), "data": name}
+    results: dict[str, Any] = {"checkpoint": str(args.checkpoint), "data": name,
+                               "prior": vae.prior_description if vae.latent_dim else None}
     if what in ("likelihood", "all"):
         results["likelihood"] = likelihood_block(vae, args)
     if what in ("molecules", "all"):
@@ -122,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
                                                   log=err, progress=True,
                                                   own_reference_statistics=args.own_reference_statistics)
         print(format_molecule_table(results["molecules"], f"seqvae evaluate {args.checkpoint}: "
-                                    "MOSES metrics of prior samples (temperature 1)"))
+                                    f"MOSES metrics of prior samples (temperature 1; prior "
+                                    f"{vae.prior_description})"))
     with atomic_write(output, "w") as fh:
         fh.write(json.dumps(results, indent=2))
     err(f"seqvae: wrote {output}")

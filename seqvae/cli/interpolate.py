@@ -7,7 +7,7 @@ import json
 from ..errors import SeqVAEError
 from ..evaluation import load_split
 from ..text.evaluation import endpoint_recovery
-from .common import err, load_model, note_unknown
+from .common import add_prior_option, err, load_model, note_unknown
 from .report import format_path, format_test_pairs
 
 
@@ -32,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--temperature", type=float, default=1.0, help="for --decode sample")
     p.add_argument("--seed", type=int, default=0, help="for --random, --test-pairs and sampling")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_prior_option(p)
     p.set_defaults(run=run)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..corpus_files import read_sequences
 from ..errors import SeqVAEError
 from ..molecules.optimization import lowest_test_molecules, optimize
-from .common import err, load_model
+from .common import add_prior_option, err, load_model
 from .report import format_optimization
 
 
@@ -33,8 +33,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--steps", type=int, default=100, help="gradient steps on z")
     p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate on z")
     p.add_argument("--prior-weight", type=float, default=0.1,
-                   help="lambda of the penalty lambda ||z||^2 / 2 that keeps z where the prior "
-                   "has mass (0: off)")
+                   help="lambda of the penalty -lambda log p(z) that keeps z where the prior "
+                   "has mass (N(0, I): lambda ||z||^2 / 2 + const; 0: off)")
     p.add_argument("--decode-every", type=int, default=10)
     p.add_argument("--samples", type=int, default=3,
                    help="sampled decodes per point, besides the greedy one")
@@ -45,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("-o", "--output", type=Path, default=None, help="CSV of every decode")
     p.add_argument("--seed", type=int, default=0)
+    add_prior_option(p)
     p.set_defaults(run=run)
 
 

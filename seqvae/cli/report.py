@@ -66,6 +66,20 @@ def format_head_table(metrics: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def format_prior_table(record: dict) -> str:
+    """Held-out log-likelihood of the validation codes under N(0, I) and each fitted density,
+    the one kept marked."""
+    kept = (f"mixture K={record['prior_components']}" if record["kind"] == "mixture"
+            else f"flow {record['prior_layers']}x{record['prior_hidden']}")
+    scores = record["held_out_log_likelihood"]
+    width = max(len(name) for name in scores) + 2
+    lines = [f"{'prior':<{width}}{'log-likelihood':>16}   (nats per validation code, "
+             f"{record['valid_codes']:,} codes; fitted to {record['train_codes']:,})"]
+    for name, value in scores.items():
+        lines.append(f"{name:<{width}}{value:>16.2f}" + ("   <- kept" if name == kept else ""))
+    return "\n".join(lines)
+
+
 def format_optimization(result: OptimizationResult, objective: str,
                         deltas: Sequence[float | None], top_k: int) -> str:
     """The best molecules found (per similarity floor), the constrained-benchmark figures where

@@ -6,12 +6,13 @@ from pathlib import Path
 
 from ..errors import SeqVAEError
 from ..molecules.chemistry import is_valid
-from .common import err, load_model, write_lines
+from .common import add_prior_option, err, load_model, write_lines
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("sample", parents=parents, help="decode samples from the prior",
-                       description="Decode z ~ N(0, I) into strings. For a SMILES model the "
+                       description="Decode codes drawn from the prior (N(0, I), or the mixture "
+                                   "fitted by `seqvae fit-prior`) into strings. For a SMILES model the "
                                    "share of valid molecules goes to stderr; --valid-only "
                                    "prints only distinct valid molecules.")
     p.add_argument("-n", type=int, default=10, help="number of samples (with --valid-only: "
@@ -24,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                         "found (RDKit-checked, printed as canonical SMILES), and say how many "
                         "draws it took; gives up after 100 N draws")
     p.add_argument("-o", "--output", type=Path, help="write the samples here, one per line")
+    add_prior_option(p)
     p.set_defaults(run=run)
 
 

@@ -166,10 +166,11 @@ def optimize(vae: TrainedVAE, objective: str, starts: Sequence[str] | None = Non
 
     Args:
         starts: SMILES to start from (their posterior means); all must be valid molecules.
-        from_prior: also start from this many codes drawn from N(0, I).
+        from_prior: also start from this many codes drawn from the prior.
         steps: Adam steps on z (all starts at once, one batch).
         lr: Adam learning rate on z.
-        prior_weight: lambda of the penalty lambda * ||z||^2 / 2 (= -log p(z) + const).
+        prior_weight: lambda of the penalty -lambda * log p(z) under the model's prior
+            (:meth:`TrainedVAE.prior_log_prob`; for N(0, I), lambda * ||z||^2 / 2 + const).
         decode_every: decode the codes every this many steps (and at step 0 and the end).
         samples_per_point: decodes by temperature sampling per point, besides the greedy one.
     Returns:
@@ -211,7 +212,7 @@ def optimize(vae: TrainedVAE, objective: str, starts: Sequence[str] | None = Non
         if step == steps:
             break
         predicted = head.predict(z)[:, column]
-        loss = -(predicted.sum() - prior_weight * 0.5 * z.pow(2).sum())
+        loss = -(predicted.sum() + prior_weight * vae.prior_log_prob(z).sum())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

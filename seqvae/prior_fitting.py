@@ -1,0 +1,118 @@
+"""Fitting a prior to a trained model's codes (``seqvae fit-prior``) and writing it into a new
+checkpoint. The densities: :mod:`seqvae.mixture_prior` and :mod:`seqvae.latent_flow`.
+
+Both are fitted to the aggregate posterior q(z) = E_x q(z|x) of the training split (Hoffman &
+Johnson 2016) and judged by the mean log-likelihood of draws z ~ q(z|x) of validation
+sequences: the higher, the closer the density to where the decoder was trained.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .api import TrainedVAE
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import TokenizedSplit
+from .devices import resolve_device
+from .errors import SeqVAEError
+from .latent_flow import fit_flow
+from .logs import to_stderr
+from .mixture_prior import GaussianMixture, fit_gaussian_mixture
+
+ENCODE_BATCH = 1024  # sequences per encoder call (no gradients: large is fine)
+
+
+def posteriors(vae: TrainedVAE, split: TokenizedSplit, n: int,
+               seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Posterior means and log-variances of n sequences chosen at random from ``split`` (n is
+    capped at its size): two (n, D) fp32 tensors on the CPU."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(split), size=min(n, len(split)), replace=False))
+    mu, logvar = vae.encode_split(split.select(rows), ENCODE_BATCH)
+    return mu.float().cpu(), logvar.float().cpu()
+
+
+def draw(mu: Tensor, logvar: Tensor, seed: int = 0) -> Tensor:
+    """One z ~ N(mu, exp(logvar)) per row: (N, D) -> (N, D)."""
+    noise = torch.randn(mu.shape, generator=torch.Generator().manual_seed(seed))
+    return mu + (0.5 * logvar).exp() * noise
+
+
+def standard_log_likelihood(codes: Tensor) -> float:
+    """Mean log N(z | 0, I) of codes (N, D), in nats per code."""
+    return torch.distributions.Normal(0.0, 1.0).log_prob(codes).sum(1).mean().item()
+
+
+def choose_mixture(train_codes: Tensor, valid_codes: Tensor, components: Sequence[int],
+                   seed: int = 0, iterations: int = 100, log: Callable[[str], None] = to_stderr,
+                   ) -> tuple[GaussianMixture, dict[str, float]]:
+    """Fit a mixture with each number of ``components`` to ``train_codes`` (N, D) and keep the
+    one under which ``valid_codes`` (M, D) are most likely.
+
+    Returns the chosen mixture and the held-out mean log-likelihood per code (nats) of each
+    candidate, keyed ``"N(0, I)"`` for the standard prior and ``"mixture K=..."``.
+    """
+    standard = standard_log_likelihood(valid_codes)
+    scores = {"N(0, I)": standard}
+    best: tuple[float, GaussianMixture] | None = None
+    for k in components:
+        mixture = fit_gaussian_mixture(train_codes, k, iterations=iterations, seed=seed)
+        with torch.no_grad():
+            score = mixture.log_prob(valid_codes).mean().item()
+        scores[f"mixture K={k}"] = score
+        log(f"seqvae: mixture of {k}: held-out log-likelihood {score:.2f} nats per code "
+            f"(N(0, I): {standard:.2f})")
+        if best is None or score > best[0]:
+            best = (score, mixture)
+    if best is None:
+        raise SeqVAEError("--components takes at least one number")
+    return best[1], scores
+
+
+def add_fitted_prior(checkpoint: str | Path, out: str | Path, kind: str = "flow",
+                     components: Sequence[int] = (1, 4, 16), layers: int = 8, hidden: int = 256,
+                     epochs: int = 10, n_train: int = 200_000, n_valid: int = 10_000,
+                     seed: int = 0, device: str = "auto",
+                     log: Callable[[str], None] = to_stderr) -> dict[str, object]:
+    """Fit a prior of ``kind`` (``flow`` or ``mixture``) to the aggregate posterior of a
+    trained model's training split and write a new checkpoint ``out`` holding the model with
+    it. A mixture's number of components is chosen among ``components`` on the validation
+    split. Returns what was measured (also kept in the checkpoint's train_state["prior"])."""
+    if kind not in ("flow", "mixture"):
+        raise SeqVAEError(f"the prior is a flow or a mixture, not {kind!r}")
+    if min([*components, layers, hidden, epochs, n_train, n_valid]) < 1:
+        raise SeqVAEError("--components, --layers, --hidden, --epochs, --train-codes and "
+                          "--valid-codes must be at least 1")
+    loaded = load_checkpoint(checkpoint, resolve_device(device))
+    vae = TrainedVAE(loaded.config, loaded.tokenizer, loaded.model, prior="standard")
+    vae.require_latent("fit a prior")
+    data = vae.corpus(log=log)
+    if not len(data.splits.get("valid", [])):
+        raise SeqVAEError(f"{checkpoint}: its corpus has no validation split to judge the "
+                          "prior on")
+    train_mu, train_logvar = posteriors(vae, data.splits["train"], n_train, seed)
+    valid_codes = draw(*posteriors(vae, data.splits["valid"], n_valid, seed + 1), seed + 1)
+    log(f"seqvae: encoded {len(train_mu):,} training and {len(valid_codes):,} validation "
+        "sequences")
+    if kind == "mixture":
+        prior, scores = choose_mixture(draw(train_mu, train_logvar, seed), valid_codes,
+                                       components, seed, log=log)
+        sizes = {"prior_components": prior.components}
+    else:
+        prior, history = fit_flow(train_mu, train_logvar, valid_codes, layers=layers,
+                                  hidden=hidden, epochs=epochs, seed=seed, log=log)
+        scores = {"N(0, I)": standard_log_likelihood(valid_codes),
+                  f"flow {layers}x{hidden}": history[-1]}
+        sizes = {"prior_layers": layers, "prior_hidden": hidden}
+    vae.model.latent_prior = prior.to(vae.model.device)
+    config = vae.config.override("model", latent_prior=kind, **{
+        "prior_components": 0, "prior_layers": 0, "prior_hidden": 0, **sizes})
+    record = {"kind": kind, **sizes, "train_codes": len(train_mu),
+              "valid_codes": len(valid_codes), "held_out_log_likelihood": scores}
+    save_checkpoint(out, config, vae.tokenizer, vae.model,
+                    train_state={**loaded.blob.get("train_state", {}), "prior": record})
+    return record

@@ -1,0 +1,126 @@
+"""Fitting a mixture prior to a trained model's codes (seqvae.prior_fitting, seqvae fit-prior)."""
+import math
+
+import pytest
+import torch
+
+import seqvae
+from seqvae.checkpoint import export_half_precision
+from seqvae.cli import main
+from seqvae.errors import SeqVAEError
+from seqvae.prior_fitting import choose_mixture
+
+
+def test_choose_mixture_keeps_the_components_that_fit_held_out_codes():
+    generator = torch.Generator().manual_seed(0)
+
+    def clusters(n):
+        labels = torch.rand(n, generator=generator) < 0.5
+        centres = torch.where(labels.unsqueeze(1), torch.tensor([3.0, 0.0]), torch.tensor([-3.0, 0.0]))
+        return centres + 0.3 * torch.randn(n, 2, generator=generator)
+    mixture, scores = choose_mixture(clusters(2000), clusters(500), [1, 2], log=lambda _: None)
+    assert mixture.components == 2
+    assert set(scores) == {"N(0, I)", "mixture K=1", "mixture K=2"}
+    assert scores["mixture K=2"] > scores["mixture K=1"] > scores["N(0, I)"]
+
+
+def fit_prior(tmp_path_factory, argv):
+    """Run seqvae fit-prior with a cache of its own (a module's fixtures run outside the
+    per-test cache)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEQVAE_CACHE", str(tmp_path_factory.mktemp("prior_cache")))
+        assert main(argv) == 0
+
+
+@pytest.fixture(scope="module")
+def fitted(trained_smiles_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prior") / "with_prior.pt"
+    fit_prior(tmp_path_factory, ["fit-prior", str(trained_smiles_run / "model.pt"), "-o", str(out),
+                 "--kind", "mixture", "--components", "1", "2", "--train-codes", "300",
+                 "--valid-codes", "50"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def fitted_flow(trained_smiles_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prior") / "with_flow.pt"
+    fit_prior(tmp_path_factory, ["fit-prior", str(trained_smiles_run / "model.pt"), "-o", str(out),
+                 "--layers", "2", "--hidden", "8", "--epochs", "2", "--train-codes", "300",
+                 "--valid-codes", "50"])
+    return out
+
+
+def test_fit_prior_writes_a_checkpoint_that_samples_from_the_mixture(fitted, capsys):
+    vae = seqvae.load(fitted)
+    assert vae.prior == "fitted" and vae.config.model.prior_components in (1, 2)
+    assert vae.config.model.latent_prior == "mixture"
+    record = vae.train_state["prior"]
+    assert record["prior_components"] == vae.config.model.prior_components
+    assert record["train_codes"] <= 300 and record["valid_codes"] <= 50
+    expected = vae.model.latent_prior.sample(6, torch.Generator().manual_seed(3)).numpy()
+    assert (vae.prior_codes(6, seed=3) == expected).all()
+    assert len(vae.sample(6, seed=3)) == 6
+    assert "mixture of" in vae.prior_description
+
+
+def test_fit_prior_fits_a_flow_by_default(fitted_flow):
+    vae = seqvae.load(fitted_flow)
+    c = vae.config.model
+    assert (c.latent_prior, c.prior_layers, c.prior_hidden) == ("flow", 2, 8)
+    assert "RealNVP" in vae.prior_description
+    expected = vae.model.latent_prior.sample(5, torch.Generator().manual_seed(4)).numpy()
+    assert (vae.prior_codes(5, seed=4) == expected).all()
+    scores = vae.train_state["prior"]["held_out_log_likelihood"]
+    assert set(scores) == {"N(0, I)", "flow 2x8"}
+
+
+def test_the_standard_prior_stays_available(fitted, trained_smiles_run):
+    standard = seqvae.load(fitted, prior="standard")
+    assert (standard.prior_codes(4, seed=1) == torch.randn(
+        4, standard.latent_dim, generator=torch.Generator().manual_seed(1)).numpy()).all()
+    assert seqvae.load(trained_smiles_run).prior == "standard"
+    with pytest.raises(SeqVAEError, match="fit-prior"):
+        seqvae.load(trained_smiles_run, prior="fitted")
+    with pytest.raises(SeqVAEError, match="auto, fitted or standard"):
+        seqvae.load(fitted, prior="gmm")
+
+
+def test_fit_prior_prints_the_held_out_table(trained_smiles_run, tmp_path, capsys):
+    out = tmp_path / "p.pt"
+    assert main(["fit-prior", str(trained_smiles_run), "-o", str(out), "--epochs", "1",
+                 "--train-codes", "100", "--valid-codes", "20"]) == 0
+    table = capsys.readouterr().out
+    assert "N(0, I)" in table and "flow 8x256" in table and "<- kept" in table
+
+
+def test_fit_prior_refuses_zero_components(trained_smiles_run, tmp_path):
+    assert main(["fit-prior", str(trained_smiles_run), "-o", str(tmp_path / "p.pt"),
+                 "--components", "0"]) == 2
+    assert not (tmp_path / "p.pt").exists()
+
+
+def test_the_prior_survives_half_precision_export(fitted_flow, tmp_path):
+    half = export_half_precision(fitted_flow, tmp_path / "half.pt")
+    full, shipped = seqvae.load(fitted_flow), seqvae.load(half)
+    assert shipped.prior == "fitted"
+    z = torch.randn(20, full.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(shipped.model.latent_prior.log_prob(z),
+                              full.model.latent_prior.log_prob(z), atol=0.05)
+
+
+def test_sample_cli_takes_the_prior(fitted, capsys):
+    assert main(["sample", str(fitted), "-n", "3", "--seed", "0", "--prior", "standard"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_prior_log_prob_follows_the_prior_in_use(fitted_flow):
+    fitted, standard = seqvae.load(fitted_flow), seqvae.load(fitted_flow, prior="standard")
+    z = torch.randn(4, fitted.latent_dim, generator=torch.Generator().manual_seed(2),
+                    requires_grad=True)
+    expected = -0.5 * z.detach().pow(2).sum(1) - 0.5 * fitted.latent_dim * math.log(2 * math.pi)
+    assert torch.allclose(standard.prior_log_prob(z).detach(), expected, atol=1e-4)
+    log_p = fitted.prior_log_prob(z)
+    assert torch.allclose(log_p.detach(), fitted.model.latent_prior.log_prob(z).detach())
+    log_p.sum().backward()                                  # optimisation's penalty needs it
+    assert z.grad is not None and torch.isfinite(z.grad).all()
