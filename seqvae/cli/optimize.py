@@ -43,6 +43,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    "with start molecules, also the success rate, mean improvement and mean "
                    "similarity at each DELTA (several allowed: --similarity-min 0.4 0.6)")
     p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--max-heavy-atoms", type=int, default=None, metavar="N",
+                   help="also list the best molecules with at most N heavy atoms (GCPN and "
+                        "MolDQN cap at 38, so that long alkyl chains cannot inflate penalised "
+                        "logP)")
     p.add_argument("-o", "--output", type=Path, default=None, help="CSV of every decode")
     p.add_argument("--seed", type=int, default=0)
     add_prior_option(p)
@@ -51,9 +55,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
     if args.steps < 0 or args.decode_every < 1 or args.samples < 0 or args.top_k < 1 \
-            or args.from_prior < 0 or args.start_lowest < 0:
+            or args.from_prior < 0 or args.start_lowest < 0 \
+            or (args.max_heavy_atoms is not None and args.max_heavy_atoms < 1):
         raise SeqVAEError("--steps, --samples, --from-prior and --start-lowest must not be "
-                          "negative; --decode-every and --top-k must be at least 1")
+                          "negative; --decode-every, --top-k and --max-heavy-atoms must be at "
+                          "least 1")
     deltas = args.similarity_min or [None]
     if any(d is not None and not 0 <= d <= 1 for d in deltas):
         raise SeqVAEError("--similarity-min must be between 0 and 1")
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                       steps=args.steps, lr=args.lr, prior_weight=args.prior_weight,
                       decode_every=args.decode_every, samples_per_point=args.samples,
                       seed=args.seed, progress=True)
-    print(format_optimization(result, args.objective, deltas, args.top_k))
+    print(format_optimization(result, args.objective, deltas, args.top_k, args.max_heavy_atoms))
     if args.output:
         result.write_csv(args.output)
         err(f"seqvae: wrote {len(result.rows):,} decodes to {args.output}")

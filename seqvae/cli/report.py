@@ -81,22 +81,27 @@ def format_prior_table(record: dict) -> str:
 
 
 def format_optimization(result: OptimizationResult, objective: str,
-                        deltas: Sequence[float | None], top_k: int) -> str:
-    """The best molecules found (per similarity floor), the constrained-benchmark figures where
-    there were start molecules, and the validity of all decodes."""
+                        deltas: Sequence[float | None], top_k: int,
+                        max_heavy_atoms: int | None = None) -> str:
+    """The best molecules found (per similarity floor, and again within ``max_heavy_atoms``
+    when given), the constrained-benchmark figures where there were start molecules, and the
+    validity of all decodes."""
     lines = []
     # JT-VAE's table reports normalised penalised logP: the same decodes, scored its way too
     normalized = (result.normalized() if objective == "plogp" and result.start_values
                   and any(d is not None for d in deltas) else None)
     for delta in deltas:
-        best = result.best(top_k, delta)
-        sim = f", similarity to start >= {delta}" if delta is not None else ""
-        lines.append(f"top {len(best)} valid molecules by true {objective} (RDKit){sim}:")
-        lines.append(f"  {'true':>8} {'predicted':>9} {'sim':>5} {'step':>5}  smiles")
-        for r in best:
-            shown_sim = f"{r['similarity']:.2f}" if r["similarity"] is not None else "-"
-            lines.append(f"  {r['true_property']:>8.3f} {r['predicted_property']:>9.3f} "
-                         f"{shown_sim:>5} {r['step']:>5}  {r['smiles']}")
+        caps = [None] if max_heavy_atoms is None else [None, max_heavy_atoms]
+        for cap in caps:
+            best = result.best(top_k, delta, cap)
+            sim = f", similarity to start >= {delta}" if delta is not None else ""
+            size = f", at most {cap} heavy atoms" if cap is not None else ""
+            lines.append(f"top {len(best)} valid molecules by true {objective} (RDKit){sim}{size}:")
+            lines.append(f"  {'true':>8} {'predicted':>9} {'sim':>5} {'step':>5}  smiles")
+            for r in best:
+                shown_sim = f"{r['similarity']:.2f}" if r["similarity"] is not None else "-"
+                lines.append(f"  {r['true_property']:>8.3f} {r['predicted_property']:>9.3f} "
+                             f"{shown_sim:>5} {r['step']:>5}  {r['smiles']}")
         if delta is not None and result.start_values:
             c = result.constrained(delta)
             lines.append(

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from rdkit import Chem
 from tqdm.auto import tqdm
 
 from ..api import TrainedVAE
@@ -58,10 +59,15 @@ class OptimizationResult:
                                        and r["similarity"] >= similarity_min))]
         return sorted(rows, key=lambda r: -r["true_property"])
 
-    def best(self, k: int = 10, similarity_min: float | None = None) -> list[dict[str, Any]]:
-        """The k best distinct valid molecules by true property."""
+    def best(self, k: int = 10, similarity_min: float | None = None,
+             max_heavy_atoms: int | None = None) -> list[dict[str, Any]]:
+        """The k best distinct valid molecules by true property; with ``max_heavy_atoms``,
+        only those with at most that many heavy atoms (GCPN and MolDQN cap their molecules at
+        38, so that long chains cannot inflate penalised logP)."""
         seen, out = set(), []
         for r in self.candidates(similarity_min):
+            if max_heavy_atoms is not None and heavy_atoms(r["smiles"]) > max_heavy_atoms:
+                continue
             if r["smiles"] not in seen:
                 seen.add(r["smiles"])
                 out.append(r)
@@ -219,6 +225,12 @@ def optimize(vae: TrainedVAE, objective: str, starts: Sequence[str] | None = Non
     for p in vae.model.parameters():
         p.requires_grad_(True)
     return result
+
+
+@lru_cache(maxsize=200_000)
+def heavy_atoms(smiles: str) -> int:
+    """Number of heavy (non-hydrogen) atoms of a valid SMILES."""
+    return Chem.MolFromSmiles(smiles).GetNumHeavyAtoms()
 
 
 @lru_cache(maxsize=200_000)

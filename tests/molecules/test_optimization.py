@@ -170,3 +170,23 @@ def test_normalized_rescoring_replaces_every_score_with_jtvae_s():
     assert ours.constrained(0.4)["improvement"] == pytest.approx(99.0)
     with pytest.raises(SeqVAEError, match="plogp only"):
         OptimizationResult("qed", rows).normalized()
+
+
+def test_best_with_a_heavy_atom_cap_leaves_out_larger_molecules():
+    from seqvae.molecules.optimization import OptimizationResult, heavy_atoms
+    assert heavy_atoms("CCO") == 3 and heavy_atoms("c1ccccc1CCCCCCCC") == 14
+    result = OptimizationResult("plogp", rows=[
+        _row("prior:0", "c1ccccc1CCCCCCCC", 9.0, None),     # 14 heavy atoms, best score
+        _row("prior:1", "CCCCC", 5.0, None),                # 5 heavy atoms
+        _row("prior:2", "CCO", 1.0, None)])
+    assert [r["smiles"] for r in result.best(2)] == ["c1ccccc1CCCCCCCC", "CCCCC"]
+    assert [r["smiles"] for r in result.best(2, max_heavy_atoms=5)] == ["CCCCC", "CCO"]
+
+
+def test_optimize_command_lists_the_capped_molecules_too(trained_smiles_head, capsys):
+    assert main(["optimize", str(trained_smiles_head / "model.pt"), "--objective", "logp",
+                 "--from-prior", "2", "--steps", "2", "--decode-every", "1", "--samples", "1",
+                 "--max-heavy-atoms", "38"]) == 0
+    assert "at most 38 heavy atoms" in capsys.readouterr().out
+    assert main(["optimize", str(trained_smiles_head / "model.pt"), "--objective", "logp",
+                 "--from-prior", "1", "--max-heavy-atoms", "0"]) == 2
