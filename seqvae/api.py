@@ -24,6 +24,7 @@ from .data import PreparedData, TokenizedSplit, collate, prepare_data
 from .decoding import decode as decode_ids
 from .devices import resolve_device
 from .errors import SeqVAEError
+from .gaussian import standard_normal_log_prob
 from .logs import to_stderr
 from .model import SeqVAE
 from .molecules.chemistry import canonical, is_valid, validity_and_uniqueness
@@ -59,14 +60,15 @@ class TrainedVAE:
 
     @prior.setter
     def prior(self, choice: str) -> None:
-        fitted = getattr(self.model, "latent_prior", None) is not None
+        fitted = self.model.latent_prior is not None
         if choice not in ("auto", "fitted", "standard"):
             raise SeqVAEError(f"prior must be auto, fitted or standard, not {choice!r}")
         if choice == "fitted" and not fitted:
             raise SeqVAEError("this model has no fitted prior; fit one with "
                               "`seqvae fit-prior MODEL` or use the standard prior")
-        self._prior = "fitted" if choice == "auto" and fitted else \
-            ("standard" if choice == "auto" else choice)
+        if choice == "auto":
+            choice = "fitted" if fitted else "standard"
+        self._prior = choice
 
     @property
     def prior_description(self) -> str:
@@ -313,7 +315,7 @@ class TrainedVAE:
         (N, D) -> (N,)."""
         if self.prior == "fitted":
             return self.model.latent_prior.log_prob(z)
-        return torch.distributions.Normal(0.0, 1.0).log_prob(z.float()).sum(-1)
+        return standard_normal_log_prob(z)
 
     def require_latent(self, verb: str) -> None:
         """A language model (trained with --no-latent) has no latent space to work in."""

@@ -22,6 +22,11 @@ def reparameterize(mu: Tensor, logvar: Tensor, eps: Tensor | None = None,
     return mu + eps.to(mu) * (0.5 * logvar).exp()
 
 
+def standard_normal_log_prob(z: Tensor) -> Tensor:
+    """log N(z | 0, I) of each row: (..., D) -> (...), in fp32."""
+    return torch.distributions.Normal(0.0, 1.0).log_prob(z.float()).sum(-1)
+
+
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     """Analytic KL(N(mu, diag(exp(logvar))) || N(0, I)) per latent dimension.
 

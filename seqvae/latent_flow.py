@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from .gaussian import reparameterize
 from .logs import to_stderr
 
 
@@ -99,7 +100,7 @@ def fit_flow(train_mu: Tensor, train_logvar: Tensor, valid_codes: Tensor, layers
     log-likelihood per code of ``valid_codes`` (M, D) after each epoch."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    mu, std = train_mu.detach().float().cpu(), (0.5 * train_logvar.detach().float().cpu()).exp()
+    mu, logvar = train_mu.detach().float().cpu(), train_logvar.detach().float().cpu()
     flow = RealNVP(mu.size(1), layers, hidden, seed)
     optimizer = torch.optim.Adam(flow.parameters(), lr=lr)
     steps = max(1, len(mu) // batch_size)
@@ -107,7 +108,7 @@ def fit_flow(train_mu: Tensor, train_logvar: Tensor, valid_codes: Tensor, layers
     history = []
     for epoch in range(epochs):
         flow.train()
-        codes = mu + std * torch.randn(mu.shape, generator=generator)
+        codes = reparameterize(mu, logvar, generator=generator)
         order = torch.randperm(len(codes), generator=generator)
         for step in range(steps):
             batch = codes[order[step * batch_size:(step + 1) * batch_size]]

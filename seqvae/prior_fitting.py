@@ -19,6 +19,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TokenizedSplit
 from .devices import resolve_device
 from .errors import SeqVAEError
+from .gaussian import reparameterize, standard_normal_log_prob
 from .latent_flow import fit_flow
 from .logs import to_stderr
 from .mixture_prior import GaussianMixture, fit_gaussian_mixture
@@ -38,13 +39,12 @@ def posteriors(vae: TrainedVAE, split: TokenizedSplit, n: int,
 
 def draw(mu: Tensor, logvar: Tensor, seed: int = 0) -> Tensor:
     """One z ~ N(mu, exp(logvar)) per row: (N, D) -> (N, D)."""
-    noise = torch.randn(mu.shape, generator=torch.Generator().manual_seed(seed))
-    return mu + (0.5 * logvar).exp() * noise
+    return reparameterize(mu, logvar, generator=torch.Generator().manual_seed(seed))
 
 
 def standard_log_likelihood(codes: Tensor) -> float:
     """Mean log N(z | 0, I) of codes (N, D), in nats per code."""
-    return torch.distributions.Normal(0.0, 1.0).log_prob(codes).sum(1).mean().item()
+    return standard_normal_log_prob(codes).mean().item()
 
 
 def choose_mixture(train_codes: Tensor, valid_codes: Tensor, components: Sequence[int],

@@ -255,3 +255,11 @@ def test_word_dropout_threshold_and_seeded_generator():
     again = word_dropout(tokens, 0.5, 3, generator=torch.Generator().manual_seed(1))
     other = word_dropout(tokens, 0.5, 3, generator=torch.Generator().manual_seed(2))
     assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def test_standard_normal_log_prob_by_hand():
+    from seqvae.gaussian import standard_normal_log_prob
+    z = torch.tensor([[0.0, 0.0], [1.0, 2.0]])
+    log_2pi = 1.8378770664093453
+    expected = torch.tensor([-log_2pi, -2.5 - log_2pi])
+    assert torch.allclose(standard_normal_log_prob(z), expected, atol=1e-6)
