@@ -6,7 +6,7 @@ import json
 
 from ..errors import SeqVAEError
 from ..evaluation import load_split
-from ..text.evaluation import endpoint_recovery
+from ..text.evaluation import endpoint_recovery, short_texts
 from .common import add_prior_option, err, load_model, note_unknown
 from .report import format_path, format_test_pairs
 
@@ -24,6 +24,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--test-pairs", type=int, default=None, metavar="N",
                    help="instead: for N random pairs of test sentences, report the share whose "
                    "two endpoints decode back to themselves, and show a few paths")
+    p.add_argument("--max-words", type=int, default=15, metavar="N",
+                   help="with --test-pairs: only test sentences of at most N words, as `seqvae "
+                   "evaluate` measures endpoint recovery (0: any length)")
+    p.add_argument("--show", type=int, default=3, metavar="N",
+                   help="with --test-pairs: how many of the paths to print")
     p.add_argument("--steps", type=int, default=8, help="points on the path, endpoints included")
     p.add_argument("--path", choices=("linear", "slerp"), default="linear")
     p.add_argument("--decode", choices=("greedy", "beam", "sample"), default="greedy",
@@ -74,13 +79,19 @@ def interpolate_test_pairs(vae, args: argparse.Namespace, options: dict) -> int:
     if args.test_pairs < 1:
         raise SeqVAEError("--test-pairs must be at least 1")
     split = load_split(vae, "test", log=err)
-    texts = [vae.tokenizer.decode(split[i].tolist()) for i in range(len(split))]
+    if args.max_words < 0 or args.show < 0:
+        raise SeqVAEError("--max-words and --show cannot be negative")
+    texts = short_texts([vae.tokenizer.decode(split[i].tolist()) for i in range(len(split))],
+                        args.max_words or None)
+    if len(texts) < 2:
+        raise SeqVAEError(f"fewer than two test sentences of at most {args.max_words} words; "
+                          "raise --max-words, or 0 for any length")
     result = endpoint_recovery(vae, texts, pairs=args.test_pairs, seed=args.seed)
     examples = [{"start": texts[a], "end": texts[b],
                  "points": vae.interpolate(texts[a], texts[b], **options)}
-                for a, b in result["chosen"][:3]]
+                for a, b in result["chosen"][:args.show]]
     if args.json:
-        print(json.dumps({**result, "examples": examples}))
+        print(json.dumps({**result, "max_words": args.max_words, "examples": examples}))
         return 0
-    print(format_test_pairs(result, examples))
+    print(format_test_pairs(result, examples, args.max_words))
     return 0

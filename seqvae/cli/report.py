@@ -128,14 +128,17 @@ def format_path(path: str, steps: int, method: str, ends: Sequence[str],
     return "\n".join(lines + [f"    to: {ends[1]}"])
 
 
-def format_test_pairs(result: dict[str, Any], examples: Sequence[dict[str, Any]]) -> str:
-    """A few example paths between test sentences, and the endpoint-recovery share."""
+def format_test_pairs(result: dict[str, Any], examples: Sequence[dict[str, Any]],
+                      max_words: int = 0) -> str:
+    """A few example paths between test sentences, and the endpoint-recovery share (of
+    sentences of at most ``max_words`` words; 0: any length)."""
     lines = []
     for example in examples:
         lines.append(f"from: {example['start']}")
         lines += [f"  {i:>3}  {text}" for i, text in enumerate(example["points"])]
         lines.append(f"  to: {example['end']}\n")
-    lines.append(f"{result['recovered_pairs']} of {result['pairs']} random test pairs "
+    which = f"test pairs of at most {max_words} words" if max_words else "test pairs"
+    lines.append(f"{result['recovered_pairs']} of {result['pairs']} random {which} "
                  f"({result['share']:.0%}) decode back to both of their own endpoints "
                  f"(greedy decoding of the posterior mean; {result['sentences_recovered']:.0%} "
                  "of the sentences involved come back exactly)")

@@ -160,7 +160,15 @@ def test_interpolate_two_sentences(trained_text_run, capsys):
 def test_interpolate_test_pairs(trained_text_run, capsys):
     assert main(["interpolate", str(trained_text_run / "model.pt"), "--test-pairs", "5",
                  "--steps", "3"]) == 0
-    assert "of 5 random test pairs" in capsys.readouterr().out
+    assert "of 5 random test pairs of at most 15 words" in capsys.readouterr().out
+    assert main(["interpolate", str(trained_text_run / "model.pt"), "--test-pairs", "4",
+                 "--steps", "3", "--show", "2", "--max-words", "0", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pairs"] == 4 and len(report["examples"]) == 2
+    assert all(len(example["points"]) == 3 for example in report["examples"])
+    assert main(["interpolate", str(trained_text_run / "model.pt"), "--test-pairs", "4",
+                 "--max-words", "1"]) == 2
+    assert "fewer than two test sentences of at most 1 words" in capsys.readouterr().err
 
 
 def test_interpolate_refuses_bad_requests(trained_text_run, trained_text_lm, capsys):
