@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import torch
 import seqvae
 from seqvae.data import TokenizedSplit
 from seqvae.errors import SeqVAEError
-from seqvae.evaluation import evaluate_sequences, format_table
+from seqvae.evaluation import bleu_units, evaluate_sequences, format_table
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +138,19 @@ def test_bf16_scores_the_importance_samples_under_autocast_and_stays_close(vae, 
     assert bf16["kl"] == fp32["kl"] and bf16["exact_match"] == fp32["exact_match"]
     with pytest.raises(SeqVAEError, match="fp32 or bf16"):
         evaluate_sequences(vae, sentences, k=2, precision="fp16")
+
+
+def _stub_model(kind, pieces):
+    tokenizer = SimpleNamespace(decode=lambda ids: "".join(pieces[i] for i in ids).strip())
+    return SimpleNamespace(config=SimpleNamespace(tokenizer=SimpleNamespace(kind=kind)),
+                           tokenizer=tokenizer)
+
+
+def test_bleu_counts_words_for_subword_models_and_tokens_otherwise():
+    pieces = {1: " un", 2: "believ", 3: "able", 4: " day", 5: "known"}
+    references, hypotheses = [[1, 2, 3, 4]], [[1, 5, 4]]
+    # pieces "un believ able day" against "un known day": as words, one of two words matches
+    words = bleu_units(_stub_model("sentencepiece", pieces), references, hypotheses)
+    assert words == ([["unbelievable", "day"]], [["unknown", "day"]])
+    assert bleu_units(_stub_model("word", pieces), references, hypotheses) == \
+        (references, hypotheses)
