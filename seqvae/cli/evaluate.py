@@ -17,6 +17,7 @@ from ..files import atomic_write
 from ..molecules.evaluation import evaluate_molecules, format_molecule_table
 from ..text.evaluation import (
     endpoint_recovery,
+    exact_reconstruction,
     interpolation_fluency,
     language_model_nll,
     sample_fluency,
@@ -149,11 +150,13 @@ def likelihood_block(vae, args: argparse.Namespace) -> dict:
     results = evaluate_sequences(vae, split, k=args.k, seed=args.seed,
                                  batch_size=args.batch_size, progress=True, precision=precision)
     short = short_texts(texts, args.endpoint_max_words)
+    if vae.latent_dim and short:
+        results.update(short_max_words=args.endpoint_max_words, short_sentences=len(short),
+                       short_exact_match=exact_reconstruction(vae, short))
     if vae.latent_dim and args.endpoint_pairs and len(short) >= 2:
         recovery = endpoint_recovery(vae, short, pairs=args.endpoint_pairs, seed=args.seed)
         results.update(endpoint_recovery=recovery["share"], endpoint_pairs=recovery["pairs"],
-                       endpoint_max_words=args.endpoint_max_words,
-                       short_exact_match=recovery["sentences_recovered"])
+                       endpoint_max_words=args.endpoint_max_words)
         if args.lm is not None:
             lm = load_model(args, args.lm)
             real = language_model_nll(lm, short)

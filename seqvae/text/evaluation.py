@@ -23,6 +23,16 @@ def short_texts(texts: Sequence[str], max_words: int | None) -> list[str]:
     return [t for t in texts if max_words is None or len(t.split()) <= max_words]
 
 
+def exact_reconstruction(vae: TrainedVAE, texts: Sequence[str]) -> float:
+    """The share of ``texts`` that come back exactly, as the tokenizer reads them, when each is
+    encoded to its posterior mean and decoded greedily."""
+    if not texts:
+        raise SeqVAEError("no sentences to reconstruct")
+    back = vae.reconstruct(texts, check=False)
+    tok = vae.tokenizer
+    return sum(tok.encode(a) == tok.encode(b) for a, b in zip(texts, back)) / len(texts)
+
+
 def random_pairs(n: int, pairs: int, seed: int) -> list[tuple[int, int]]:
     """``pairs`` seeded random pairs of distinct indices below ``n``."""
     if n < 2:

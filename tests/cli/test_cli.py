@@ -213,7 +213,7 @@ def test_evaluate_text_reports_endpoint_recovery_and_interpolation_fluency(
     assert 0.0 <= result["interpolation_distinct"] <= 1.0
     assert result["interpolation_fluency_ratio"] == pytest.approx(
         result["interpolation_fluency"] / result["real_fluency"])
-    assert 0.0 <= result["short_exact_match"] <= 1.0
+    assert 0.0 <= result["short_exact_match"] <= 1.0 and result["short_sentences"] >= 2
     # --lm-samples prior samples, scored by the same LM
     assert result["lm_samples"] == 500 and 0.0 < result["sample_distinct"] <= 1.0
     assert result["sample_fluency_ratio"] == pytest.approx(

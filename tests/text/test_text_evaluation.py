@@ -95,3 +95,16 @@ def test_sample_fluency_scores_the_seeded_prior_samples(vae, lm):
     assert r["distinct"] == again["distinct"]
     with pytest.raises(SeqVAEError):
         sample_fluency(lm, lm, n=2)
+
+
+def test_exact_reconstruction_counts_the_sentences_that_come_back_token_for_token():
+    from types import SimpleNamespace
+
+    from seqvae.text.evaluation import exact_reconstruction
+    decoded = {"the cat sat": "the cat sat", "a dog ran": "a dog sat", "it rained": "it  rained"}
+    vae = SimpleNamespace(reconstruct=lambda texts, check: [decoded[t] for t in texts],
+                          tokenizer=SimpleNamespace(encode=str.split))
+    # the third differs only in spacing, which the tokenizer does not see: 2 of 3 come back
+    assert exact_reconstruction(vae, list(decoded)) == pytest.approx(2 / 3)
+    with pytest.raises(SeqVAEError):
+        exact_reconstruction(vae, [])
