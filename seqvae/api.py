@@ -331,7 +331,7 @@ class TrainedVAE:
 
 def load(path: str | Path, device: str = "auto", constrained: bool = True,
          prior: str = "auto") -> TrainedVAE:
-    """Load a model: the name of a shipped one (``"moses"``, ``"ptb"``; see
+    """Load a model: the name of a shipped one (``"moses"``, ``"brown"``, ``"ptb"``; see
     :func:`seqvae.pretrained.models`), a run folder written by ``seqvae train`` (its
     ``model.pt``), or a checkpoint file. ``constrained=False`` turns off the SMILES grammar
     in every decode of a SMILES model (see :meth:`TrainedVAE.decode`); ``prior`` chooses what
