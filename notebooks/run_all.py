@@ -23,7 +23,7 @@ from seqvae.pretrained import models
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-NEEDS = {"latent_optimization.ipynb": "moses", "sentence_interpolation.ipynb": "ptb"}
+NEEDS = {"latent_optimization.ipynb": ("moses",), "sentence_interpolation.ipynb": ("brown", "ptb")}
 
 
 def main() -> int:
@@ -34,7 +34,7 @@ def main() -> int:
                         help="write the executed notebooks here instead of in place")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     args = parser.parse_args()
-    missing = sorted({NEEDS[n] for n in args.notebooks if n in NEEDS and NEEDS[n] not in models()})
+    missing = sorted({name for n in args.notebooks for name in NEEDS.get(n, ()) if name not in models()})
     if missing:
         print(f"not installed: shipped model(s) {', '.join(missing)} (see `seqvae models`)",
               file=sys.stderr)

@@ -48,7 +48,7 @@ def test_latent_optimization_notebook_runs_end_to_end(tmp_path, monkeypatch, tra
 def test_sentence_interpolation_notebook_runs_end_to_end(tmp_path, monkeypatch, train):
     text, images = run_notebook("sentence_interpolation.ipynb", tmp_path, monkeypatch, train)
     for seen in ("linear", "slerp", "sampled", "endpoints recovered", "temperature 0.5",
-                 "dimension"):
+                 "dimension", "prior samples"):
         assert seen in text
     assert len(images) == 3   # |z| along the paths, resemblance to the ends, latent usage
-    expect_model(tmp_path, "ptb", train)
+    expect_model(tmp_path, "brown", train)
