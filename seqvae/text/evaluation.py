@@ -23,14 +23,19 @@ def short_texts(texts: Sequence[str], max_words: int | None) -> list[str]:
     return [t for t in texts if max_words is None or len(t.split()) <= max_words]
 
 
+def comes_back(vae: TrainedVAE, texts: Sequence[str]) -> list[bool]:
+    """For each of ``texts``: does it come back exactly, as the tokenizer reads it, when it is
+    encoded to its posterior mean and decoded greedily?"""
+    tok = vae.tokenizer
+    return [tok.encode(a) == tok.encode(b)
+            for a, b in zip(texts, vae.reconstruct(texts, check=False))]
+
+
 def exact_reconstruction(vae: TrainedVAE, texts: Sequence[str]) -> float:
-    """The share of ``texts`` that come back exactly, as the tokenizer reads them, when each is
-    encoded to its posterior mean and decoded greedily."""
+    """The share of ``texts`` that :func:`comes_back`."""
     if not texts:
         raise SeqVAEError("no sentences to reconstruct")
-    back = vae.reconstruct(texts, check=False)
-    tok = vae.tokenizer
-    return sum(tok.encode(a) == tok.encode(b) for a, b in zip(texts, back)) / len(texts)
+    return sum(comes_back(vae, texts)) / len(texts)
 
 
 def random_pairs(n: int, pairs: int, seed: int) -> list[tuple[int, int]]:
@@ -51,9 +56,7 @@ def endpoint_recovery(vae: TrainedVAE, texts: Sequence[str], pairs: int = 100,
     vae.require_latent("interpolate")
     chosen = random_pairs(len(texts), pairs, seed)
     used = sorted({i for pair in chosen for i in pair})
-    tok = vae.tokenizer
-    decoded = vae.reconstruct([texts[i] for i in used], check=False)
-    back = {i: tok.encode(d) == tok.encode(texts[i]) for i, d in zip(used, decoded)}
+    back = dict(zip(used, comes_back(vae, [texts[i] for i in used])))
     recovered = sum(back[a] and back[b] for a, b in chosen)
     return {"pairs": pairs, "recovered_pairs": recovered, "share": recovered / max(pairs, 1),
             "sentences_recovered": float(np.mean(list(back.values()))), "chosen": chosen}
