@@ -138,7 +138,8 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
         draws = step_draws(len(index), config.data.max_length + 1, config.model.latent_dim,
                            config.train.seed, i)
         batch = Batch(ids.to(device), lengths.to(device), noise=draws["noise"].to(device),
-                      uniforms=draws["uniforms"][:, :ids.size(1) - 1])
+                      uniforms=draws["uniforms"][:, :ids.size(1) - 1],
+                      encoder_uniforms=draws["encoder_uniforms"][:, :ids.size(1)])
         if pretraining_ends(i, config, decoder_reset):
             end_pretraining(model, optimizer, config)
             decoder_reset = True

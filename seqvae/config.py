@@ -98,6 +98,11 @@ class ObjectiveConfig:
     kl_cycle_ratio: float = _f(0.5, "cyclical: share of each cycle spent increasing beta")
     free_bits: float = _f(0.0, "per-dimension KL floor in nats (Kingma et al. 2016); 0 = off")
     word_dropout: float = _f(0.0, "share of decoder inputs replaced by <unk> (Bowman et al. 2016)")
+    encoder_noise: float = _f(0.0, "share of the encoder's input tokens replaced by <unk> while "
+                              "training: a denoising autoencoder (Shen et al. 2020), whose codes "
+                              "must survive a corrupted input, so near sentences get near codes "
+                              "and codes of unseen sentences stay on the decoder's manifold; "
+                              "the decoder still reconstructs the clean sequence; 0: off")
     ae_pretrain_steps: int = _f(0, "train as a plain autoencoder (KL weight 0) for this many "
                                 "steps, then reset the decoder and start the KL schedule "
                                 "(Li et al. 2019); 0: off")
@@ -197,7 +202,7 @@ class Config:
                                       "target_kl_kp"),
                         "train": ("lr", "lr_warmup_steps", "min_lr_ratio", "grad_clip")}
         shares = {"model": ("dropout", "embedding_dropout", "weight_drop"),
-                  "objective": ("word_dropout", "kl_cycle_ratio")}
+                  "objective": ("word_dropout", "encoder_noise", "kl_cycle_ratio")}
 
         def flag(name: str) -> str:
             return "--" + {"kind": "tokenizer", "source": "data"}.get(name, name).replace("_", "-")

@@ -47,6 +47,7 @@ class Batch(NamedTuple):
     targets: Tensor | None = None   # (B, P) standardised properties for a property head
     noise: Tensor | None = None     # (B, D) the eps of z = mu + sigma * eps (None: drawn)
     uniforms: Tensor | None = None  # (B, T-1) word-dropout draws (None: drawn)
+    encoder_uniforms: Tensor | None = None  # (B, T) encoder-noise draws (None: drawn)
 
 
 @dataclass

@@ -217,7 +217,8 @@ class SeqVAE(nn.Module):
         return -self.sequence_nll(states, tokens[:, 1:], max_scores)
 
     def forward(self, tokens: Tensor, lengths: Tensor, decoder_inputs: Tensor | None = None,
-                noise: Tensor | None = None, return_logits: bool = False) -> VAEOutput:
+                noise: Tensor | None = None, return_logits: bool = False,
+                encoder_tokens: Tensor | None = None) -> VAEOutput:
         """Encode, sample z, and score ``tokens[:, 1:]`` given ``tokens[:, :-1]``.
 
         Args:
@@ -228,8 +229,11 @@ class SeqVAE(nn.Module):
             noise: (B, D) the standard normal eps of z = mu + sigma * eps; None draws it.
             return_logits: also return the (B, T-1, V) scores (slower, and in training mode
                 with their own dropout draw; the reconstruction term ``rec`` never needs them).
+            encoder_tokens: (B, T) what the encoder reads instead of ``tokens`` (a corrupted
+                copy of the same lengths, for a denoising autoencoder); None: ``tokens``.
         """
-        mu, logvar = self.forward_encoder(tokens, lengths)
+        encoded = tokens if encoder_tokens is None else encoder_tokens
+        mu, logvar = self.forward_encoder(encoded, lengths)
         z = reparameterize(mu, logvar, noise)
         if decoder_inputs is None:
             decoder_inputs = tokens[:, :-1]

@@ -51,6 +51,7 @@ def test_configs_are_frozen():
     ("train", "lr", -1e-3, "--lr must not be negative"),
     ("model", "latent_dim", -1, "--latent-dim must not be negative"),
     ("objective", "word_dropout", 1.5, "--word-dropout must be between 0 and 1"),
+    ("objective", "encoder_noise", -0.1, "--encoder-noise must be between 0 and 1"),
     ("model", "embedding_dropout", -0.1, "--embedding-dropout must be between 0 and 1"),
     ("data", "limit_train", 0, "--limit-train must be at least 1"),
     ("objective", "kl_warmup_steps", 0, "--kl-warmup-steps must be at least 1"),

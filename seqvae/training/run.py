@@ -179,7 +179,8 @@ def make_batch(run: Run, index: np.ndarray) -> Batch:
         targets = run.model.property_head.standardize(
             run.targets["train"][torch.as_tensor(index)].to(run.device))
     return Batch(tokens, lengths, targets, draws["noise"][rows].to(run.device),
-                 draws["uniforms"][rows, :tokens.size(1) - 1])
+                 draws["uniforms"][rows, :tokens.size(1) - 1],
+                 draws["encoder_uniforms"][rows, :tokens.size(1)])
 
 
 def with_precision_resolved(config: Config, device: torch.device,

@@ -18,7 +18,7 @@ from ..devices import rng_devices
 from ..model import SeqVAE
 from ..objective import LossTerms, training_loss, word_dropout
 from ..schedules import kl_weight_at, learning_rate
-from ..tokenizers import BOS_ID, UNK_ID
+from ..tokenizers import BOS_ID, EOS_ID, UNK_ID
 
 # The augmentation seed of a step is seed * AUGMENT_STRIDE + step (a prime above any run
 # length, so no two (seed, step) pairs share one).
@@ -87,11 +87,14 @@ def end_pretraining(model: SeqVAE, optimizer: torch.optim.Optimizer, config: Con
 def step_draws(rows: int, width: int, latent_dim: int, seed: int, step: int
                ) -> dict[str, torch.Tensor]:
     """The random draws of one optimiser step for a whole global batch: the normal noise of z
-    (rows, D) and the uniforms of word dropout (rows, width), from a generator seeded by
-    (seed, step), so that N processes and a resumed run draw what one process would."""
+    (rows, D), the uniforms of word dropout (rows, width) and of encoder noise (rows,
+    width + 1, as the encoder also reads the last token), from a generator seeded by
+    (seed, step), so that N processes and a resumed run draw what one process would. The
+    encoder's draws come last, so adding them left the others as they were."""
     g = torch.Generator().manual_seed(seed * SEED_STRIDE + step)
     return {"noise": torch.randn(rows, latent_dim, generator=g),
-            "uniforms": torch.rand(rows, width, generator=g)}
+            "uniforms": torch.rand(rows, width, generator=g),
+            "encoder_uniforms": torch.rand(rows, width + 1, generator=g)}
 
 
 def train_step(net: nn.Module, model: SeqVAE, batch: Batch, step: int, config: Config,
@@ -112,9 +115,17 @@ def train_step(net: nn.Module, model: SeqVAE, batch: Batch, step: int, config: C
     inputs = word_dropout(inputs, oc.word_dropout, UNK_ID,
                           keep=(inputs == BOS_ID) | (inputs == model.pad_id),
                           uniforms=batch.uniforms)
+    encoder_tokens = None
+    if oc.encoder_noise > 0:
+        tokens = batch.tokens
+        encoder_tokens = word_dropout(
+            tokens, oc.encoder_noise, UNK_ID,
+            keep=(tokens == BOS_ID) | (tokens == EOS_ID) | (tokens == model.pad_id),
+            uniforms=batch.encoder_uniforms)
     with torch.autocast(batch.tokens.device.type, dtype=torch.bfloat16,
                         enabled=config.train.precision == "bf16"):
-        out = net(batch.tokens, batch.lengths, decoder_inputs=inputs, noise=batch.noise)
+        out = net(batch.tokens, batch.lengths, decoder_inputs=inputs, noise=batch.noise,
+                  encoder_tokens=encoder_tokens)
     terms = training_loss(out, batch, kl_weight_at(step, oc, total_steps), oc,
                           model.property_head, rate_weight)
     model.zero_grad(set_to_none=True)

@@ -24,6 +24,7 @@ def _recorded_losses(monkeypatch) -> list[tuple[float, float]]:
     {},                                                         # linear warm-up
     {"kl_schedule": "cyclical", "kl_cycles": 2, "kl_warmup_steps": 4, "free_bits": 0.1},
     {"ae_pretrain_steps": 1, "kl_start_step": 1, "word_dropout": 0.2},
+    {"encoder_noise": 0.3},                                     # denoising: same draws
     # the --target-kl controller: its weight (probe every step) enters both losses alike
     {"target_kl": 5.0, "target_kl_probe_every": 1, "target_kl_kp": 2.0},
 ])

@@ -254,3 +254,40 @@ def test_library_messages_go_to_stderr_by_default(tmp_path, smiles_file, capsys)
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "train  step" in captured.err and "seqvae: corpus" in captured.err
+
+
+def test_encoder_noise_corrupts_what_the_encoder_reads_not_what_is_scored():
+    # Denoising (Shen et al. 2020): the encoder reads <unk> where the step's draw falls below
+    # the rate, never at <bos>, <eos> or padding; the decoder still reconstructs the clean row.
+    from seqvae.config import Config, ModelConfig
+    from seqvae.data import Batch
+    from seqvae.model import SeqVAE
+    from seqvae.tokenizers import BOS_ID, EOS_ID, UNK_ID
+    from seqvae.training.step import train_step
+    torch.manual_seed(0)
+    model = SeqVAE(ModelConfig(embedding_dim=8, encoder_hidden=8, latent_dim=4,
+                               decoder_hidden=8), 12, pad_id=0)
+    tokens = torch.tensor([[BOS_ID, 5, 6, 7, 8, EOS_ID], [BOS_ID, 9, 10, EOS_ID, 0, 0]])
+    lengths = torch.tensor([6, 4])
+    draws = torch.ones(2, 6)
+    draws[0, [0, 2, 5]] = 0.1          # <bos>, the token 6 and <eos>: only 6 is replaced
+    draws[1, [1, 4]] = 0.1             # the token 9 and a padding position: only 9 is
+    noise = torch.randn(2, 4)
+    config = Config().override("objective", encoder_noise=0.5, target_kl=0.0)
+    config = config.override("train", precision="fp32")
+    batch = Batch(tokens, lengths, noise=noise, uniforms=torch.ones(2, 5),
+                  encoder_uniforms=draws)
+    terms, finite = train_step(model, model, batch, 0, config, total_steps=10)
+    corrupted = tokens.clone()
+    corrupted[0, 2] = corrupted[1, 1] = UNK_ID
+    with torch.no_grad():
+        expected = model(tokens, lengths, noise=noise, encoder_tokens=corrupted).rec
+        clean = model(tokens, lengths, noise=noise).rec
+    assert finite
+    assert torch.allclose(terms.rec, expected)
+    assert not torch.allclose(terms.rec, clean)     # the corruption reached the encoder
+    # rate 0 reads the clean row, whatever the draws
+    terms, _ = train_step(model, model, batch, 0,
+                          config.override("objective", encoder_noise=0.0), total_steps=10)
+    with torch.no_grad():
+        assert torch.allclose(terms.rec, model(tokens, lengths, noise=noise).rec)
