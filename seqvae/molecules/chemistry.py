@@ -68,8 +68,11 @@ def properties(smiles: str) -> dict[str, float] | None:
     accessibility score SA (Ertl & Schuffenhauer 2009; 1 easy .. 10 hard, from RDKit Contrib)
     and the molecular weight in daltons."""
     mol = to_molecule(smiles)
-    if mol is None:
-        return None
+    return molecule_properties(mol) if mol is not None else None
+
+
+def molecule_properties(mol: Chem.Mol) -> dict[str, float]:
+    """:func:`properties` of a parsed, sanitised molecule."""
     return {"logp": Crippen.MolLogP(mol), "qed": QED.qed(mol), "sa": _sascorer().calculateScore(mol),
             "mw": Descriptors.MolWt(mol)}
 

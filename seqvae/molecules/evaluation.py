@@ -26,18 +26,14 @@ from ..plots import plot_property_distributions
 from .chemistry import PROPERTY_NAMES, canonical, properties
 from .moses_metrics import (
     WASSERSTEIN_PROPERTIES,
+    FilterScreen,
     chemnet_stats,
     cosine_similarity,
-    filter_pass_rate,
-    fingerprints,
-    fragment_counts,
     frechet_chemnet_distance,
     internal_diversities,
-    moses_filters,
+    moses_filter_screen,
     nearest_neighbour_similarity,
     novelty,
-    property_values,
-    scaffold_counts,
     unique_at,
     valid_canonical,
     wasserstein_metric,
@@ -45,12 +41,12 @@ from .moses_metrics import (
 from .reconstruction import greedy_reconstruction, stochastic_reconstruction
 from .references import (
     MOLSETS_STATISTICS,
-    REFERENCE_CHUNK,
     ReferenceSet,
     molsets_reference,
     reference_set,
     smiles_key,
 )
+from .set_statistics import set_statistics
 
 
 def split_reference(data: PreparedData, split: str, own: bool = False,
@@ -96,32 +92,23 @@ def generation_metrics(samples: Sequence[str], train: set[str],
                               "novelty": novelty(valid, train)}
     if not valid:
         return result
-    fps = fingerprints(valid)
+    screen = moses_filter_screen() if filters is None else FilterScreen(filters)
+    stats = set_statistics(valid, filters=screen)
+    fps = stats.fingerprints
     intdiv1, intdiv2 = internal_diversities(fps, (1, 2))
     result.update({"intdiv1": intdiv1, "intdiv2": intdiv2,
-                   "filters": filter_pass_rate(valid, moses_filters() if filters is None
-                                               else filters)})
-    frags, scafs = fragment_counts(valid), scaffold_counts(valid)
-    props = _property_values(valid) if references else {}
+                   "filters": float(stats.passes_filters.mean())})
     sample_stats = chemnet_stats(valid) if references and len(valid) > 1 else None
     for name, ref in references.items():
         result[f"fcd/{name}"] = (frechet_chemnet_distance(sample_stats, ref.chemnet)
                                  if sample_stats is not None else float("nan"))
         result[f"snn/{name}"] = nearest_neighbour_similarity(fps, ref.fingerprints)
-        result[f"frag/{name}"] = cosine_similarity(frags, ref.fragments)
-        result[f"scaf/{name}"] = cosine_similarity(scafs, ref.scaffolds)
+        result[f"frag/{name}"] = cosine_similarity(stats.fragments, ref.fragments)
+        result[f"scaf/{name}"] = cosine_similarity(stats.scaffolds, ref.scaffolds)
         for prop in WASSERSTEIN_PROPERTIES:
-            result[f"{prop.lower()}/{name}"] = wasserstein_metric(props[prop], ref.properties[prop])
+            result[f"{prop.lower()}/{name}"] = wasserstein_metric(stats.properties[prop],
+                                                                  ref.properties[prop])
     return result
-
-
-def _property_values(smiles: Sequence[str]) -> dict[str, np.ndarray]:
-    """:func:`property_values` of many molecules, in worker processes (QED and SA take ~1 ms
-    a molecule)."""
-    chunks = [list(smiles[i:i + REFERENCE_CHUNK]) for i in range(0, len(smiles), REFERENCE_CHUNK)]
-    parts = parallel_map(property_values, chunks, chunksize=1)
-    return {name: np.concatenate([p[name] for p in parts]) if parts else np.zeros(0)
-            for name in WASSERSTEIN_PROPERTIES}
 
 
 def reconstruction_metrics(vae: TrainedVAE, test: Sequence[str], n_greedy: int = 1000,

@@ -40,11 +40,13 @@ from functools import lru_cache
 from typing import Iterable, Sequence
 
 import numpy as np
+import torch
 from rdkit import Chem, DataStructs, RDLogger
 from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 from scipy import sparse
 
+from ..devices import fast_bf16
 from .chemistry import canonical, properties, to_molecule
 from .moses_corpus import molsets_member
 
@@ -87,7 +89,7 @@ def novelty(valid: Sequence[str], train: set[str]) -> float:
 
 def fingerprints(smiles: Sequence[str]) -> np.ndarray:
     """Morgan radius-2, 1,024-bit fingerprints: N SMILES -> (N, 1024) uint8 (0/1)."""
-    generator = _morgan()
+    generator = morgan_generator()
     out = np.zeros((len(smiles), FINGERPRINT_BITS), dtype=np.uint8)
     for i, s in enumerate(smiles):
         mol = to_molecule(s)
@@ -97,7 +99,7 @@ def fingerprints(smiles: Sequence[str]) -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _morgan():
+def morgan_generator():
     return rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=FINGERPRINT_BITS)
 
 
@@ -105,28 +107,60 @@ def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Tanimoto similarity of every pair of binary fingerprints: (N, F), (M, F) -> (N, M).
 
     |a & b| / |a | b|; two empty fingerprints have similarity 1 (they are identical)."""
-    return _tanimoto(_sparse_rows(a), a.sum(1, dtype=np.float32),
-                     _dense_columns(b), b.sum(1, dtype=np.float32))
+    return _tanimoto(_rows(a), a.sum(1, dtype=np.float32), _columns(b), b.sum(1, dtype=np.float32))
 
 
-def _sparse_rows(fps: np.ndarray) -> sparse.csr_matrix:
+# At most this many bits set in any fingerprint for the bfloat16 product to be exact: it sums
+# 0/1 products in float32 and rounds each count to bfloat16, whose 8-bit significand holds
+# every integer up to 256. (Morgan radius-2 fingerprints of drug-like molecules set 20-80.)
+BF16_EXACT_COUNT = 256
+
+
+@lru_cache(maxsize=1)
+def _bf16_products() -> bool:
+    """Whether this CPU multiplies in bfloat16 faster than scipy's sparse product (AMX or
+    AVX512-BF16; measured 1.3x on one thread of an AMD EPYC with AVX512-BF16, and torch uses
+    every thread where scipy uses one). Elsewhere bfloat16 is emulated and far slower."""
+    return fast_bf16(torch.device("cpu"))[0]
+
+
+def _bf16_exact(*bit_counts: np.ndarray) -> bool:
+    return _bf16_products() and all(len(c) == 0 or c.max() <= BF16_EXACT_COUNT for c in bit_counts)
+
+
+def _rows(fps: np.ndarray, bf16: bool = False):
     # Morgan fingerprints have ~4% of their bits set: a sparse x dense product does a
     # twenty-fifth of the multiply-adds of the dense one (measured 2.9x faster on 1,024 x 8,192
-    # blocks), and counts of 0/1 products are exact in float32 either way.
+    # blocks), and counts of 0/1 products are exact in float32 either way. Where the CPU has
+    # fast bfloat16, a dense bfloat16 product on all threads beats both.
+    if bf16:
+        return torch.from_numpy(fps).to(torch.bfloat16)
     return sparse.csr_matrix(fps, dtype=np.float32)
 
 
-def _dense_columns(fps: np.ndarray) -> np.ndarray:
+def _columns(fps: np.ndarray, bf16: bool = False):
+    if bf16:
+        return torch.from_numpy(np.ascontiguousarray(fps.T)).to(torch.bfloat16)
     return np.ascontiguousarray(fps.T, dtype=np.float32)
 
 
-def _tanimoto(a: sparse.csr_matrix, a_bits: np.ndarray, b_t: np.ndarray,
-              b_bits: np.ndarray) -> np.ndarray:
-    """(N, M) float32 Tanimoto from sparse rows ``a`` (N, F), dense ``b_t`` (F, M) and the
-    bit counts (N,), (M,)."""
-    both = np.asarray(a @ b_t, dtype=np.float32)
-    either = a_bits[:, None] + b_bits[None] - both
-    return np.where(either > 0, both / np.maximum(either, 1), np.float32(1.0))
+def _tanimoto(a, a_bits: np.ndarray, b_t, b_bits: np.ndarray) -> np.ndarray:
+    """(N, M) float32 Tanimoto from rows ``a`` (N, F), columns ``b_t`` (F, M) and the bit
+    counts (N,), (M,): both from :func:`_rows`/:func:`_columns`, sparse and float32 or
+    bfloat16 tensors."""
+    if isinstance(a, torch.Tensor):
+        both = (a @ b_t).float().numpy()
+    else:
+        both = np.asarray(a @ b_t, dtype=np.float32)
+    # in place, as these blocks are large: either = |a| + |b| - both, then both / either
+    either = np.add.outer(a_bits, b_bits)
+    np.subtract(either, both, out=either)
+    np.maximum(either, 1, out=either)        # 0 only where both fingerprints are empty
+    np.divide(both, either, out=both)
+    empty_a, empty_b = a_bits == 0, b_bits == 0
+    if empty_a.any() and empty_b.any():      # two empty fingerprints are identical
+        both[np.ix_(empty_a, empty_b)] = 1.0
+    return both
 
 
 # Blocks of the (N, M) similarity matrix computed at once: rows of the set x columns of the
@@ -141,10 +175,11 @@ def _similarity_blocks(fps: np.ndarray, reference: np.ndarray, rows: int, column
     Column blocks are the outer loop, so each reference block is converted once; every row
     still meets its column blocks in increasing order, so sums over them do not depend on the
     block sizes' order of visits."""
-    a, a_bits = _sparse_rows(fps), fps.sum(1, dtype=np.float32)
-    b_bits = reference.sum(1, dtype=np.float32)
+    a_bits, b_bits = fps.sum(1, dtype=np.float32), reference.sum(1, dtype=np.float32)
+    bf16 = _bf16_exact(a_bits, b_bits)
+    a = _rows(fps, bf16)
     for c in range(0, len(reference), columns):
-        b_t = _dense_columns(reference[c:c + columns])
+        b_t = _columns(reference[c:c + columns], bf16)
         for r in range(0, len(fps), rows):
             yield r, _tanimoto(a[r:r + rows], a_bits[r:r + rows], b_t, b_bits[c:c + columns])
 
@@ -245,12 +280,41 @@ def cosine_similarity(a: Counter, b: Counter) -> float:
     return dot / norm if norm else float("nan")
 
 
-def passes_filters(smiles: str, patterns: Sequence[Chem.Mol]) -> bool:
+class FilterScreen:
+    """Does a molecule hold any of a set of SMARTS substructures? Each pattern is tried only
+    where RDKit's pattern fingerprint of the molecule holds every bit of the pattern's: a
+    substructure match implies that, so the screen changes no answer (RDKit's SubstructLibrary
+    screens the same way), and of the 502 MOSES patterns about 25 are left to try per molecule
+    (measured 5.5x faster over 3,000 MOSES test molecules, the same answers for all)."""
+
+    BITS = 2048
+
+    def __init__(self, patterns: Sequence[Chem.Mol], screen: bool = True):
+        self.patterns = tuple(patterns)
+        self.pattern_bits = (np.stack([self._bits(p) for p in self.patterns]) if screen and
+                             self.patterns else None)
+
+    @classmethod
+    def _bits(cls, mol: Chem.Mol) -> np.ndarray:
+        bits = np.zeros(cls.BITS, dtype=np.uint8)
+        DataStructs.ConvertToNumpyArray(Chem.PatternFingerprint(mol, fpSize=cls.BITS), bits)
+        return bits.astype(bool)
+
+    def matches_any(self, mol: Chem.Mol) -> bool:
+        """Whether ``mol`` (as matched: MOSES adds explicit hydrogens first) holds a pattern."""
+        candidates: Iterable[int] = range(len(self.patterns))
+        if self.pattern_bits is not None:
+            missing = self.pattern_bits & ~self._bits(mol)[None]     # (P, BITS)
+            candidates = np.flatnonzero(~missing.any(axis=1))
+        return any(mol.HasSubstructMatch(self.patterns[i]) for i in candidates)
+
+
+def passes_filters(smiles: str | Chem.Mol, patterns: Sequence[Chem.Mol] | FilterScreen) -> bool:
     """The MOSES medicinal-chemistry filters (molsets ``utils.mol_passes_filters``): no ring
     of 8 or more atoms, no charged atom, only C N S O F Cl Br H, none of the MCF/PAINS
     substructures (matched with explicit hydrogens), and a non-stereo SMILES that RDKit reads
-    back."""
-    mol = to_molecule(smiles)
+    back. ``smiles``: a SMILES or a parsed molecule."""
+    mol = to_molecule(smiles) if isinstance(smiles, str) else smiles
     if mol is None:
         return False
     if any(len(ring) >= 8 for ring in mol.GetRingInfo().AtomRings()):
@@ -258,16 +322,18 @@ def passes_filters(smiles: str, patterns: Sequence[Chem.Mol]) -> bool:
     if any(atom.GetFormalCharge() != 0 or atom.GetSymbol() not in ALLOWED_ATOMS
            for atom in mol.GetAtoms()):
         return False
-    with_h = Chem.AddHs(mol)
-    if any(with_h.HasSubstructMatch(p) for p in patterns):
+    screen = patterns if isinstance(patterns, FilterScreen) else FilterScreen(patterns, False)
+    if screen.matches_any(Chem.AddHs(mol)):
         return False
     flat = Chem.MolToSmiles(mol, isomericSmiles=False)
     return bool(flat) and Chem.MolFromSmiles(flat) is not None
 
 
-def filter_pass_rate(smiles: Sequence[str], patterns: Sequence[Chem.Mol]) -> float:
+def filter_pass_rate(smiles: Sequence[str], patterns: Sequence[Chem.Mol] | FilterScreen) -> float:
     """Share of ``smiles`` (the valid generated molecules) that pass :func:`passes_filters`
     (molsets ``metrics.fraction_passes_filters``)."""
+    if not isinstance(patterns, FilterScreen):
+        patterns = FilterScreen(patterns)
     return float(np.mean([passes_filters(s, patterns) for s in smiles])) if smiles else 0.0
 
 
@@ -287,6 +353,12 @@ def moses_filters() -> tuple[Chem.Mol, ...]:
     mcf = smarts_patterns(molsets_member("moses/metrics/mcf.csv").decode(), 1, header=True)
     pains = smarts_patterns(molsets_member("moses/metrics/wehi_pains.csv").decode(), 0, header=False)
     return tuple(mcf + pains)
+
+
+@lru_cache(maxsize=1)
+def moses_filter_screen() -> FilterScreen:
+    """:func:`moses_filters` with their pattern fingerprints, built once per process."""
+    return FilterScreen(moses_filters())
 
 
 # The property distributions MOSES compares (molsets ``utils.logP``, ``SA``, ``QED``, ``weight``:

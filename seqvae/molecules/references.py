@@ -31,18 +31,10 @@ from numpy.lib import format as npy_format
 from ..errors import SeqVAEError
 from ..files import atomic_write, cache_dir
 from ..logs import to_stderr
-from ..parallel import parallel_map
 from .moses_corpus import MOLSETS_VERSION, molsets_member
-from .moses_metrics import (
-    WASSERSTEIN_PROPERTIES,
-    chemnet_stats,
-    fingerprints,
-    fragment_counts,
-    property_values,
-    scaffold_counts,
-)
+from .moses_metrics import WASSERSTEIN_PROPERTIES, chemnet_stats
+from .set_statistics import set_statistics
 
-REFERENCE_CHUNK = 5000  # molecules per worker job when computing reference statistics
 # Part of the cache key of reference statistics: raise it whenever what they hold or how it is
 # computed changes, so no evaluation reads statistics of an older definition. 2: fragments and
 # scaffolds as molsets 0.3.1 counts them, and property values for the Wasserstein metrics.
@@ -83,16 +75,9 @@ def reference_set(smiles: Sequence[str], log: Callable[[str], None] = to_stderr)
                             {name: blob[f"property_{name}"] for name in WASSERSTEIN_PROPERTIES})
     started = time.perf_counter()
     log(f"seqvae: computing reference statistics of {len(smiles):,} molecules (once; cached)")
-    chunks = [list(smiles[i:i + REFERENCE_CHUNK]) for i in range(0, len(smiles), REFERENCE_CHUNK)]
-    parts = parallel_map(_rdkit_statistics, chunks, chunksize=1)
-    fragments, scaffolds = Counter(), Counter()
-    for _, frags, scafs, _ in parts:
-        fragments.update(frags)
-        scaffolds.update(scafs)
-    fps = np.concatenate([f for f, _, _, _ in parts]) if parts else np.zeros((0, 1024), np.uint8)
-    props = {name: np.concatenate([p[name] for *_, p in parts]) if parts else np.zeros(0)
-             for name in WASSERSTEIN_PROPERTIES}
-    ref = ReferenceSet(fps, fragments, scaffolds, chemnet_stats(smiles), props)
+    stats = set_statistics(smiles)
+    ref = ReferenceSet(stats.fingerprints, stats.fragments, stats.scaffolds,
+                       chemnet_stats(smiles), stats.properties)
     with atomic_write(path, "wb") as fh:
         np.savez(fh, fingerprints=np.packbits(ref.fingerprints, axis=1),
                  fragments=json.dumps(ref.fragments), scaffolds=json.dumps(ref.scaffolds),
@@ -100,14 +85,6 @@ def reference_set(smiles: Sequence[str], log: Callable[[str], None] = to_stderr)
                  **{f"property_{name}": values for name, values in ref.properties.items()})
     log(f"seqvae: reference statistics ready in {time.perf_counter() - started:.0f} s ({path})")
     return ref
-
-
-def _rdkit_statistics(smiles: list[str]) -> tuple[np.ndarray, Counter, Counter,
-                                                  dict[str, np.ndarray]]:
-    """Fingerprints, fragment counts, scaffold counts and property values of one chunk (a
-    worker's job)."""
-    return fingerprints(smiles), fragment_counts(smiles), scaffold_counts(smiles), \
-        property_values(smiles)
 
 
 def molsets_reference(split: str, molecules: int,

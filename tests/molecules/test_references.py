@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import seqvae.molecules.references as references
+import seqvae.molecules.set_statistics as set_statistics_module
 from seqvae.errors import SeqVAEError
 from seqvae.molecules.moses_metrics import (
     fingerprints,
@@ -48,7 +49,7 @@ def molsets_like_npz(smiles: list[str]) -> bytes:
 
 def test_reference_statistics_in_parallel_chunks_equal_the_serial_ones(molecules, monkeypatch):
     part = molecules[:41]
-    monkeypatch.setattr(references, "REFERENCE_CHUNK", 10)   # 5 chunks
+    monkeypatch.setattr(set_statistics_module, "CHUNK", 10)   # 5 chunks
     monkeypatch.setattr(os, "cpu_count", lambda: 2)          # a pool even on one core
     ref = reference_set(part, log=lambda _: None)
     assert (ref.fingerprints == fingerprints(part)).all() and ref.source == "computed"
