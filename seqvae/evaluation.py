@@ -156,12 +156,15 @@ ROWS = [("sequences", "n", "{:,}"), ("target tokens (<eos> counted)", "tokens", 
         ("interpolation endpoints recovered (pairs)", "endpoint_recovery", "{:.2f}"),
         ("  of sentences of at most N words", "endpoint_max_words", "{}"),
         ("real short sentences, LM NLL per token", "real_fluency", "{:.3f}"),
+        ("  words not in the training sentences", "real_invented_words", "{:.3f}"),
         ("interpolated sentences, LM NLL per token", "interpolation_fluency", "{:.3f}"),
         ("  ratio to the real sentences'", "interpolation_fluency_ratio", "{:.2f}"),
         ("  share distinct", "interpolation_distinct", "{:.3f}"),
+        ("  words not in the training sentences", "interpolation_invented_words", "{:.3f}"),
         ("prior samples, LM NLL per token", "sample_fluency", "{:.3f}"),
         ("  ratio to the real sentences'", "sample_fluency_ratio", "{:.2f}"),
         ("  share distinct", "sample_distinct", "{:.3f}"),
+        ("  words not in the training sentences", "sample_invented_words", "{:.3f}"),
         ("wall time (s)", "seconds", "{:.1f}")]
 
 

@@ -12,16 +12,18 @@ import torch
 from ..data import TokenizedSplit
 from ..devices import resolve_precision
 from ..errors import SeqVAEError
-from ..evaluation import evaluate_sequences, format_table, load_split
+from ..evaluation import by_words, evaluate_sequences, format_table, load_split
 from ..files import atomic_write
 from ..molecules.evaluation import evaluate_molecules, format_molecule_table
 from ..text.evaluation import (
     endpoint_recovery,
     exact_reconstruction,
     interpolation_fluency,
+    invented_word_share,
     language_model_nll,
     sample_fluency,
     short_texts,
+    vocabulary,
 )
 from .common import add_prior_option, beside, err, load_model, model_file, read_inputs
 
@@ -160,9 +162,17 @@ def likelihood_block(vae, args: argparse.Namespace) -> dict:
         if args.lm is not None:
             lm = load_model(args, args.lm)
             real = language_model_nll(lm, short)
+            # a subword model can spell words that exist nowhere: count them against the
+            # words of its training sentences (a word-level model cannot invent any)
+            known = vocabulary(vae.corpus(log=err).texts["train"]) if by_words(vae) else None
             fluency = interpolation_fluency(vae, lm, short, pairs=args.endpoint_pairs,
-                                            seed=args.seed)
-            samples = sample_fluency(vae, lm, n=args.lm_samples, seed=args.seed)
+                                            seed=args.seed, known_words=known)
+            samples = sample_fluency(vae, lm, n=args.lm_samples, seed=args.seed,
+                                     known_words=known)
+            if known is not None:
+                results.update(real_invented_words=invented_word_share(short, known),
+                               interpolation_invented_words=fluency["invented_words"],
+                               sample_invented_words=samples["invented_words"])
             results.update(real_fluency=real["nll_per_token"],
                            interpolation_fluency=fluency["nll_per_token"],
                            interpolation_fluency_ratio=fluency["nll_per_token"] / real["nll_per_token"],

@@ -1,9 +1,10 @@
 """How well interpolation works: endpoints that come back, paths whose points resemble their
 ends (Bowman et al. 2016's homotopies, scored), and the fluency of the sentences between them
-under a language model."""
+under a language model, and the words a subword model invents."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+import re
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +17,26 @@ from .interpolation import path as latent_path
 
 # Sentences scored per language-model call, bounding memory.
 ROWS_PER_CALL = 1024
+# A word: letters, with inner apostrophes ("don't", "o'clock"); digits and punctuation are not.
+WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
+
+
+def words(text: str) -> list[str]:
+    """The lower-cased words of a sentence ("Don't stop, Mary!" -> ["don't", "stop", "mary"])."""
+    return [w.lower() for w in WORD.findall(text)]
+
+
+def vocabulary(texts: Iterable[str]) -> set[str]:
+    """Every word of ``texts`` (e.g. the training sentences), lower-cased."""
+    return {w for text in texts for w in words(text)}
+
+
+def invented_word_share(sentences: Sequence[str], known: set[str]) -> float:
+    """The share of the words of ``sentences`` that are not in ``known``. A subword model can
+    spell words no one wrote ("supplementence"), which a language model over the same pieces
+    hardly punishes; a reader does. 0 when there are no words."""
+    found = [w for s in sentences for w in words(s)]
+    return sum(w not in known for w in found) / len(found) if found else 0.0
 
 
 def short_texts(texts: Sequence[str], max_words: int | None) -> list[str]:
@@ -114,14 +135,16 @@ def language_model_nll(lm: TrainedVAE, sentences: Sequence[str]) -> dict[str, An
 
 
 def interpolation_fluency(vae: TrainedVAE, lm: TrainedVAE, texts: Sequence[str],
-                          pairs: int = 100, steps: int = 7, seed: int = 0) -> dict[str, Any]:
+                          pairs: int = 100, steps: int = 7, seed: int = 0,
+                          known_words: set[str] | None = None) -> dict[str, Any]:
     """How fluent the sentences between two endpoints are: decode ``steps`` points of the
     linear path between the posterior means of random pairs greedily, and score the
     intermediate sentences (endpoints left out) with :func:`language_model_nll`.
 
     Returns its ``nll_per_token``, ``distinct`` and ``sentences``, and the ``pairs`` and
-    ``steps``. Lower NLL is more fluent; compare it with the same LM's NLL per token on real
-    sentences (``language_model_nll(lm, texts)``).
+    ``steps``; with ``known_words``, also the :func:`invented_word_share` of the sentences
+    (``invented_words``). Lower NLL is more fluent; compare it with the same LM's NLL per token
+    on real sentences (``language_model_nll(lm, texts)``).
     """
     vae.require_latent("interpolate")
     chosen = random_pairs(len(texts), pairs, seed)
@@ -129,13 +152,22 @@ def interpolation_fluency(vae: TrainedVAE, lm: TrainedVAE, texts: Sequence[str],
                        check=False)
     points = np.concatenate([latent_path(means[2 * i], means[2 * i + 1], steps)[1:-1]
                              for i in range(len(chosen))])
-    scored = language_model_nll(lm, vae.decode(points))
-    return {**scored, "pairs": len(chosen), "steps": steps}
+    sentences = vae.decode(points)
+    return {**language_model_nll(lm, sentences), "pairs": len(chosen), "steps": steps,
+            **_invented(sentences, known_words)}
 
 
 def sample_fluency(vae: TrainedVAE, lm: TrainedVAE, n: int = 500, seed: int = 0,
-                   method: str = "sample") -> dict[str, Any]:
+                   method: str = "sample", known_words: set[str] | None = None) -> dict[str, Any]:
     """:func:`language_model_nll` of ``n`` prior samples: z ~ N(0, I) decoded by ``method``
-    (``sample``, at temperature 1, is what ``seqvae sample`` prints by default)."""
+    (``sample``, at temperature 1, is what ``seqvae sample`` prints by default); with
+    ``known_words`` also their ``invented_words`` share."""
     vae.require_latent("sample")
-    return {**language_model_nll(lm, vae.sample(n, method=method, seed=seed)), "method": method}
+    sentences = vae.sample(n, method=method, seed=seed)
+    return {**language_model_nll(lm, sentences), "method": method,
+            **_invented(sentences, known_words)}
+
+
+def _invented(sentences: Sequence[str], known_words: set[str] | None) -> dict[str, float]:
+    return {} if known_words is None else {
+        "invented_words": invented_word_share(sentences, known_words)}

@@ -218,6 +218,8 @@ def test_evaluate_text_reports_endpoint_recovery_and_interpolation_fluency(
     assert result["lm_samples"] == 500 and 0.0 < result["sample_distinct"] <= 1.0
     assert result["sample_fluency_ratio"] == pytest.approx(
         result["sample_fluency"] / result["real_fluency"])
+    # a word-level model cannot spell a word it never saw: no invented-word rows
+    assert "interpolation_invented_words" not in result
 
 
 def test_interpolation_fluency_is_the_lm_nll_per_token(trained_text_run, trained_text_lm):

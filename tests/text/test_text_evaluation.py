@@ -7,9 +7,12 @@ from seqvae.errors import SeqVAEError
 from seqvae.metrics import unigram_f1
 from seqvae.text.evaluation import (
     endpoint_recovery,
+    invented_word_share,
     language_model_nll,
     path_resemblance,
     sample_fluency,
+    vocabulary,
+    words,
 )
 
 
@@ -108,3 +111,25 @@ def test_exact_reconstruction_counts_the_sentences_that_come_back_token_for_toke
     assert exact_reconstruction(vae, list(decoded)) == pytest.approx(2 / 3)
     with pytest.raises(SeqVAEError):
         exact_reconstruction(vae, [])
+
+
+def test_words_are_lower_cased_letters_with_inner_apostrophes():
+    assert words("Don't stop, Mary! It's 1961 -- the year's end.") == [
+        "don't", "stop", "mary", "it's", "the", "year's", "end"]
+    assert words("12 , ; --") == []
+
+
+def test_invented_word_share_counts_words_absent_from_the_training_sentences():
+    known = vocabulary(["The cat sat.", "A dog ran home!"])
+    assert known == {"the", "cat", "sat", "a", "dog", "ran", "home"}
+    # 2 of 7 words are unknown ("supplementence", "catz"); case and punctuation do not count
+    assert invented_word_share(["The supplementence sat,", "a catz ran home."], known) == 2 / 7
+    assert invented_word_share(["", "42 !"], known) == 0.0
+
+
+def test_sample_fluency_counts_the_invented_words_of_the_same_samples(vae, lm):
+    known = {"the", "company"}
+    r = sample_fluency(vae, lm, n=12, seed=3, known_words=known)
+    assert r["invented_words"] == invented_word_share(
+        vae.sample(12, method="sample", seed=3), known)
+    assert "invented_words" not in sample_fluency(vae, lm, n=2, seed=3)
