@@ -190,10 +190,12 @@ class TrainedVAE:
             return empty, empty.clone()
         return torch.cat(means), torch.cat(logvars)
 
-    def corpus(self, log: Callable[[str], None] = to_stderr) -> PreparedData:
-        """The corpus the model was trained on, tokenised with its own tokenizer (cached)."""
+    def corpus(self, log: Callable[[str], None] = to_stderr,
+               only: Sequence[str] | None = None) -> PreparedData:
+        """The corpus the model was trained on, tokenised with its own tokenizer (cached);
+        ``only``: just these splits where nothing is cached yet (see :func:`prepare_data`)."""
         return prepare_data(self.config.data, self.config.tokenizer, tokenizer=self.tokenizer,
-                            log=log)
+                            log=log, only=only)
 
     @torch.inference_mode()
     def decode(self, z: np.ndarray | torch.Tensor, method: str = "greedy",

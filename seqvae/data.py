@@ -154,14 +154,21 @@ def valid_smiles_mask(texts: Sequence[str], label: str = "") -> np.ndarray:
 
 
 def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | None = None,
-                 log: Callable[[str], None] = to_stderr) -> PreparedData:
+                 log: Callable[[str], None] = to_stderr,
+                 only: Sequence[str] | None = None) -> PreparedData:
     """Load the corpus, fit the tokenizer on its training split, tokenise every split.
 
     The result (tokenizer included) is cached under ``<cache>/prepared/``, keyed by the
     corpus fingerprint and the settings, so a second run with the same settings starts fast.
     Pass ``tokenizer`` to reuse a trained one (resuming) instead of fitting a new one; the
     cache is then used only if it was made with that same tokenizer.
+
+    ``only`` (with ``tokenizer``): when nothing is cached, prepare just these splits and
+    cache nothing (what evaluation needs: the test splits, without tokenising a million
+    training molecules); the result then holds only them. A full cache is used as it is.
     """
+    if only is not None and tokenizer is None:
+        raise ValueError("prepare_data(only=...) needs the model's tokenizer")
     corpus = load_corpus(data, log=log)
     smiles = corpus.kind == "smiles"
     # --check-smiles false means "take the lines as they are": no check, no canonical forms
@@ -185,11 +192,13 @@ def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | 
                                 corpus.split_note, blob["invalid"], blob["invalid_examples"])
         except Exception as exc:  # a stale or damaged cache is rebuilt, never fatal
             log(f"seqvae: not using the cache {path} ({exc})")
-    lines_of = corpus.splits
+    wanted = {name: lines for name, lines in corpus.splits.items()
+              if only is None or name in only}
+    lines_of = wanted
     usable = {name: valid_smiles_mask(lines, name) if check else None
-              for name, lines in corpus.splits.items()}
+              for name, lines in wanted.items()}
     if canon:  # canonical forms; those RDKit cannot parse are skipped and counted as invalid
-        forms = {name: canonical_forms(lines, name) for name, lines in corpus.splits.items()}
+        forms = {name: canonical_forms(lines, name) for name, lines in wanted.items()}
         usable = {name: np.array([f is not None for f in f_list], dtype=bool)
                   for name, f_list in forms.items()}
         lines_of = {name: [f or "" for f in f_list] for name, f_list in forms.items()}
@@ -213,6 +222,9 @@ def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | 
         splits[name], kept[name], dropped[name], truncated[name] = tokenize_split(
             tokenizer, lines, data.max_length, data.long_sequences, usable[name])
     texts = {k: [lines_of[k][i] for i in kept[k].tolist()] for k in splits}
+    if only is not None:
+        return PreparedData(corpus.name, corpus.kind, tokenizer, splits, texts, dropped,
+                            truncated, corpus.split_note, invalid, examples)
     with atomic_write(path) as fh:
         torch.save({"tokenizer": tokenizer.state_dict(), "dropped": dropped, "truncated": truncated,
                     "invalid": invalid, "invalid_examples": examples,

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from seqvae.config import DataConfig, TokenizerConfig
@@ -156,3 +157,25 @@ def test_randomized_batches_hold_the_same_molecules(smiles_file):
     # a random form longer than the limit falls back to the stored string (cut to the limit)
     short, short_lengths = collate_randomized(texts, index, tok, max_length=5, seed=1)
     assert int(short_lengths.max()) <= 5 + 2
+
+
+def test_prepare_data_of_some_splits_tokenises_only_them_and_caches_nothing(
+        smiles_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQVAE_CACHE", str(tmp_path / "cache"))
+    data = DataConfig(source=str(smiles_file), max_length=30)   # some molecules are too long
+    tokenizer = fit_tokenizer(TokenizerConfig(), ["CCO", "c1ccccc1", "CC(=O)N", "C#N"], "smiles")
+    part = prepare_data(data, TokenizerConfig(), tokenizer=tokenizer, log=lambda _: None,
+                        only=["test"])
+    assert list(part.splits) == ["test"] and list(part.texts) == ["test"]
+    assert not list((tmp_path / "cache" / "prepared").glob("*.pt"))
+    whole = prepare_data(data, TokenizerConfig(), tokenizer=tokenizer, log=lambda _: None)
+    assert part.dropped["test"] == whole.dropped["test"] > 0
+    assert part.texts["test"] == whole.texts["test"]
+    assert np.array_equal(part.splits["test"].ids, whole.splits["test"].ids)
+    # once everything is cached, the cache is what comes back, all of it
+    logs = []
+    again = prepare_data(data, TokenizerConfig(), tokenizer=tokenizer, log=logs.append,
+                         only=["test"])
+    assert any("using cached" in line for line in logs) and set(again.splits) == set(whole.splits)
+    with pytest.raises(ValueError, match="tokenizer"):
+        prepare_data(data, TokenizerConfig(), only=["test"])

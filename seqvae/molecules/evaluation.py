@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..api import TrainedVAE
+from ..corpora import load_corpus
 from ..data import PreparedData
 from ..files import atomic_write, cache_dir
 from ..gaussian import gaussian_kl
@@ -49,17 +50,19 @@ from .references import (
 from .set_statistics import set_statistics
 
 
-def split_reference(data: PreparedData, split: str, own: bool = False,
+def split_reference(data: PreparedData, split: str, whole: int, own: bool = False,
                     log: Callable[[str], None] = to_stderr) -> ReferenceSet:
     """The reference statistics of one test split. For MOSES's own test sets (unless ``own``)
-    those molsets ships, which describe the whole split as MOSES defines it, the molecules a
-    model's ``max_length`` dropped included; otherwise computed from the kept molecules and
-    cached."""
-    smiles = data.texts[split]
-    if data.corpus_name == "moses" and split in MOLSETS_STATISTICS and not own:
-        whole = len(smiles) + data.dropped.get(split, 0) + data.invalid.get(split, 0)
+    those molsets ships, which describe the whole split as MOSES defines it (``whole``
+    molecules), the molecules a model's ``max_length`` dropped included; otherwise computed
+    from the kept molecules and cached."""
+    if uses_molsets_statistics(data.corpus_name, split, own):
         return molsets_reference(split, whole, log)
-    return reference_set(smiles, log)
+    return reference_set(data.texts[split], log)
+
+
+def uses_molsets_statistics(corpus_name: str, split: str, own: bool = False) -> bool:
+    return corpus_name == "moses" and split in MOLSETS_STATISTICS and not own
 
 
 def canonical_training_set(smiles: Sequence[str], log: Callable[[str], None] = to_stderr) -> set[str]:
@@ -153,15 +156,23 @@ def evaluate_molecules(vae: TrainedVAE, n: int = 30000, seed: int = 0,
     ``own_reference_statistics`` asks for seqvae's own (computed once, ~20 CPU-minutes a
     split, then cached)."""
     started = time.perf_counter()
-    data = vae.corpus(log)
-    ref_names = [name for name in ("test", "test_scaffolds") if data.texts.get(name)]
-    references = {name: split_reference(data, name, own_reference_statistics, log)
+    corpus = load_corpus(vae.config.data, log=log)          # the lines as stored: quick
+    ref_names = [name for name in ("test", "test_scaffolds") if corpus.splits.get(name)]
+    # Only the splits whose molecules are needed are tokenised (when no full tokenisation is
+    # cached): test for reconstruction, and any reference computed from its molecules. A
+    # tokenizer that rewrites each SMILES with RDKit (Kekulé) takes minutes over all of MOSES.
+    computed = [name for name in ref_names
+                if not uses_molsets_statistics(corpus.name, name, own_reference_statistics)]
+    data = vae.corpus(log, only=sorted({"test", *computed} & set(corpus.splits)))
+    references = {name: split_reference(data, name, len(corpus.splits[name]),
+                                        own_reference_statistics, log)
                   for name in ref_names}
-    # The data pipeline already holds canonical SMILES unless told not to (files are
-    # canonicalised, MOSES ships canonical ones), so novelty needs no second pass over them.
-    dc = vae.config.data
-    train = (set(data.texts["train"]) if dc.check_smiles is not False and dc.canonicalize is not False
-             else canonical_training_set(data.texts["train"], log))
+    # Novelty is against every training molecule, as MOSES defines it (those the model's
+    # max_length left out included). MOSES ships canonical SMILES; other corpora are put in
+    # canonical form once, and cached.
+    train_lines = corpus.splits["train"]
+    train = (set(train_lines) if corpus.name == "moses"
+             else canonical_training_set(train_lines, log))
     samples = vae.sample(n, seed=seed, progress=progress)
     result = generation_metrics(samples, train, references)
     result["reference_statistics"] = {name: ref.source for name, ref in references.items()}
