@@ -47,7 +47,7 @@ from .references import (
     reference_set,
     smiles_key,
 )
-from .set_statistics import set_statistics
+from .set_statistics import SetStatistics, set_statistics
 
 
 def split_reference(data: PreparedData, split: str, whole: int, own: bool = False,
@@ -88,15 +88,22 @@ def generation_metrics(samples: Sequence[str], train: set[str],
     against test only). ``filters``: the SMARTS patterns (default: MCF and PAINS from the
     molsets wheel)."""
     valid = valid_canonical(samples)
-    result: dict[str, Any] = {"samples": len(samples), "valid_samples": len(valid),
-                              "valid": len(valid) / max(len(samples), 1),
+    screen = moses_filter_screen() if filters is None else FilterScreen(filters)
+    stats = set_statistics(valid, filters=screen) if valid else None
+    return metrics_of_valid(len(samples), valid, stats, train, references)
+
+
+def metrics_of_valid(samples: int, valid: Sequence[str], stats: SetStatistics | None,
+                     train: set[str], references: dict[str, ReferenceSet]) -> dict[str, Any]:
+    """:func:`generation_metrics` from the valid canonical SMILES of ``samples`` generated
+    strings and their :func:`set_statistics` (with filters; None when nothing is valid)."""
+    result: dict[str, Any] = {"samples": samples, "valid_samples": len(valid),
+                              "valid": len(valid) / max(samples, 1),
                               "unique@1k": unique_at(valid, 1000),
                               "unique@10k": unique_at(valid, 10000),
                               "novelty": novelty(valid, train)}
-    if not valid:
+    if not valid or stats is None:
         return result
-    screen = moses_filter_screen() if filters is None else FilterScreen(filters)
-    stats = set_statistics(valid, filters=screen)
     fps = stats.fingerprints
     intdiv1, intdiv2 = internal_diversities(fps, (1, 2))
     result.update({"intdiv1": intdiv1, "intdiv2": intdiv2,
@@ -174,17 +181,19 @@ def evaluate_molecules(vae: TrainedVAE, n: int = 30000, seed: int = 0,
     train = (set(train_lines) if corpus.name == "moses"
              else canonical_training_set(train_lines, log))
     samples = vae.sample(n, seed=seed, progress=progress)
-    result = generation_metrics(samples, train, references)
+    valid = valid_canonical(samples)
+    stats = set_statistics(valid, filters=moses_filter_screen()) if valid else None
+    result = metrics_of_valid(len(samples), valid, stats, train, references)
     result["reference_statistics"] = {name: ref.source for name, ref in references.items()}
     test = data.texts.get("test", [])
     if test and n_reconstruct:
         result.update(reconstruction_metrics(vae, test, n_reconstruct, n_stochastic, seed))
-    if plot is not None and test:
-        rng = np.random.default_rng(seed)
-        test_sample = [test[i] for i in rng.choice(len(test), size=min(n, len(test), 10000),
-                                                    replace=False)]
-        plot_property_distributions({"samples": property_table(samples[:10000]),
-                                     "test": property_table(test_sample)}, plot)
+    if plot is not None and "test" in references:
+        # the values the Wasserstein distances compared: every valid sample, the whole test set
+        by_key = {key: name for name, key in WASSERSTEIN_PROPERTIES.items()}
+        plot_property_distributions(
+            {"samples": {k: stats.properties[n] if stats else np.zeros(0) for k, n in by_key.items()},
+             "test": {k: references["test"].properties[n] for k, n in by_key.items()}}, plot)
         result["plot"] = str(plot)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
