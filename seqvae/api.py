@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint
 from .config import Config
+from .corpus_files import Corpus
 from .data import PreparedData, TokenizedSplit, collate, prepare_data
 from .decoding import decode as decode_ids
 from .devices import resolve_device
@@ -191,11 +192,12 @@ class TrainedVAE:
         return torch.cat(means), torch.cat(logvars)
 
     def corpus(self, log: Callable[[str], None] = to_stderr,
-               only: Sequence[str] | None = None) -> PreparedData:
+               only: Sequence[str] | None = None, lines: Corpus | None = None) -> PreparedData:
         """The corpus the model was trained on, tokenised with its own tokenizer (cached);
-        ``only``: just these splits where nothing is cached yet (see :func:`prepare_data`)."""
+        ``only``: just these splits where nothing is cached yet; ``lines``: the corpus as
+        read, when the caller has it (see :func:`prepare_data`)."""
         return prepare_data(self.config.data, self.config.tokenizer, tokenizer=self.tokenizer,
-                            log=log, only=only)
+                            log=log, only=only, corpus=lines)
 
     @torch.inference_mode()
     def decode(self, z: np.ndarray | torch.Tensor, method: str = "greedy",

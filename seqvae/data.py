@@ -155,7 +155,7 @@ def valid_smiles_mask(texts: Sequence[str], label: str = "") -> np.ndarray:
 
 def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | None = None,
                  log: Callable[[str], None] = to_stderr,
-                 only: Sequence[str] | None = None) -> PreparedData:
+                 only: Sequence[str] | None = None, corpus: Corpus | None = None) -> PreparedData:
     """Load the corpus, fit the tokenizer on its training split, tokenise every split.
 
     The result (tokenizer included) is cached under ``<cache>/prepared/``, keyed by the
@@ -166,10 +166,11 @@ def prepare_data(data: DataConfig, tok: TokenizerConfig, tokenizer: Tokenizer | 
     ``only`` (with ``tokenizer``): when nothing is cached, prepare just these splits and
     cache nothing (what evaluation needs: the test splits, without tokenising a million
     training molecules); the result then holds only them. A full cache is used as it is.
+    ``corpus``: ``load_corpus(data)`` when the caller already has it (it is not read again).
     """
     if only is not None and tokenizer is None:
         raise ValueError("prepare_data(only=...) needs the model's tokenizer")
-    corpus = load_corpus(data, log=log)
+    corpus = corpus if corpus is not None else load_corpus(data, log=log)
     smiles = corpus.kind == "smiles"
     # --check-smiles false means "take the lines as they are": no check, no canonical forms
     canon = smiles and data.check_smiles is not False and (

@@ -87,10 +87,17 @@ def generation_metrics(samples: Sequence[str], train: set[str],
     and the Wasserstein-1 distances logp/, sa/, qed/, weight/ (MOSES reports the last four
     against test only). ``filters``: the SMARTS patterns (default: MCF and PAINS from the
     molsets wheel)."""
+    valid, stats = sample_statistics(samples, filters)
+    return metrics_of_valid(len(samples), valid, stats, train, references)
+
+
+def sample_statistics(samples: Sequence[str], filters: Sequence[Any] | None = None
+                      ) -> tuple[list[str], SetStatistics | None]:
+    """The valid canonical SMILES among ``samples`` and their :func:`set_statistics` with the
+    filters (default: MCF and PAINS); None when nothing is valid."""
     valid = valid_canonical(samples)
     screen = moses_filter_screen() if filters is None else FilterScreen(filters)
-    stats = set_statistics(valid, filters=screen) if valid else None
-    return metrics_of_valid(len(samples), valid, stats, train, references)
+    return valid, set_statistics(valid, filters=screen) if valid else None
 
 
 def metrics_of_valid(samples: int, valid: Sequence[str], stats: SetStatistics | None,
@@ -170,7 +177,7 @@ def evaluate_molecules(vae: TrainedVAE, n: int = 30000, seed: int = 0,
     # tokenizer that rewrites each SMILES with RDKit (Kekulé) takes minutes over all of MOSES.
     computed = [name for name in ref_names
                 if not uses_molsets_statistics(corpus.name, name, own_reference_statistics)]
-    data = vae.corpus(log, only=sorted({"test", *computed} & set(corpus.splits)))
+    data = vae.corpus(log, only=sorted({"test", *computed} & set(corpus.splits)), lines=corpus)
     references = {name: split_reference(data, name, len(corpus.splits[name]),
                                         own_reference_statistics, log)
                   for name in ref_names}
@@ -181,8 +188,7 @@ def evaluate_molecules(vae: TrainedVAE, n: int = 30000, seed: int = 0,
     train = (set(train_lines) if corpus.name == "moses"
              else canonical_training_set(train_lines, log))
     samples = vae.sample(n, seed=seed, progress=progress)
-    valid = valid_canonical(samples)
-    stats = set_statistics(valid, filters=moses_filter_screen()) if valid else None
+    valid, stats = sample_statistics(samples)
     result = metrics_of_valid(len(samples), valid, stats, train, references)
     result["reference_statistics"] = {name: ref.source for name, ref in references.items()}
     test = data.texts.get("test", [])
