@@ -18,10 +18,7 @@ from ..molecules.evaluation import evaluate_molecules, format_molecule_table
 from ..text.evaluation import (
     endpoint_recovery,
     exact_reconstruction,
-    interpolation_fluency,
-    invented_word_share,
-    language_model_nll,
-    sample_fluency,
+    reader_measures,
     short_texts,
     vocabulary,
 )
@@ -160,26 +157,11 @@ def likelihood_block(vae, args: argparse.Namespace) -> dict:
         results.update(endpoint_recovery=recovery["share"], endpoint_pairs=recovery["pairs"],
                        endpoint_max_words=args.endpoint_max_words)
         if args.lm is not None:
-            lm = load_model(args, args.lm)
-            real = language_model_nll(lm, short)
             # a subword model can spell words that exist nowhere: count them against the
             # words of its training sentences (a word-level model cannot invent any)
             known = vocabulary(vae.corpus(log=err).texts["train"]) if by_words(vae) else None
-            fluency = interpolation_fluency(vae, lm, short, pairs=args.endpoint_pairs,
-                                            seed=args.seed, known_words=known)
-            samples = sample_fluency(vae, lm, n=args.lm_samples, seed=args.seed,
-                                     known_words=known)
-            if known is not None:
-                results.update(real_invented_words=invented_word_share(short, known),
-                               interpolation_invented_words=fluency["invented_words"],
-                               sample_invented_words=samples["invented_words"])
-            results.update(real_fluency=real["nll_per_token"],
-                           interpolation_fluency=fluency["nll_per_token"],
-                           interpolation_fluency_ratio=fluency["nll_per_token"] / real["nll_per_token"],
-                           interpolation_distinct=fluency["distinct"],
-                           interpolation_sentences=fluency["sentences"],
-                           sample_fluency=samples["nll_per_token"],
-                           sample_fluency_ratio=samples["nll_per_token"] / real["nll_per_token"],
-                           sample_distinct=samples["distinct"], lm_samples=samples["sentences"])
+            results.update(reader_measures(vae, load_model(args, args.lm), short,
+                                           pairs=args.endpoint_pairs, samples=args.lm_samples,
+                                           seed=args.seed, known_words=known))
     print(format_table(results, f"seqvae evaluate {args.checkpoint} on {name}"))
     return results

@@ -171,3 +171,30 @@ def sample_fluency(vae: TrainedVAE, lm: TrainedVAE, n: int = 500, seed: int = 0,
 def _invented(sentences: Sequence[str], known_words: set[str] | None) -> dict[str, float]:
     return {} if known_words is None else {
         "invented_words": invented_word_share(sentences, known_words)}
+
+
+def reader_measures(vae: TrainedVAE, lm: TrainedVAE, short: Sequence[str], pairs: int = 100,
+                    samples: int = 500, seed: int = 0,
+                    known_words: set[str] | None = None) -> dict[str, Any]:
+    """What ``seqvae evaluate --lm`` reports of how the model's sentences read: the LM NLL per
+    token of the real ``short`` sentences (the yardstick), of the midpoints of ``pairs`` paths
+    between them (:func:`interpolation_fluency`) and of ``samples`` prior samples
+    (:func:`sample_fluency`), the last two also as ratios to the first and as shares of
+    distinct sentences; with ``known_words``, the :func:`invented_word_share` of all three."""
+    real = language_model_nll(lm, short)
+    fluency = interpolation_fluency(vae, lm, short, pairs=pairs, seed=seed,
+                                    known_words=known_words)
+    sampled = sample_fluency(vae, lm, n=samples, seed=seed, known_words=known_words)
+    result = {"real_fluency": real["nll_per_token"],
+              "interpolation_fluency": fluency["nll_per_token"],
+              "interpolation_fluency_ratio": fluency["nll_per_token"] / real["nll_per_token"],
+              "interpolation_distinct": fluency["distinct"],
+              "interpolation_sentences": fluency["sentences"],
+              "sample_fluency": sampled["nll_per_token"],
+              "sample_fluency_ratio": sampled["nll_per_token"] / real["nll_per_token"],
+              "sample_distinct": sampled["distinct"], "lm_samples": sampled["sentences"]}
+    if known_words is not None:
+        result.update(real_invented_words=invented_word_share(short, known_words),
+                      interpolation_invented_words=fluency["invented_words"],
+                      sample_invented_words=sampled["invented_words"])
+    return result
