@@ -41,10 +41,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from rdkit import Chem, DataStructs, RDLogger
 from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 from scipy import sparse
+from torch import Tensor
 
 from ..devices import fast_bf16
 from .chemistry import canonical, properties, to_molecule
@@ -209,13 +211,50 @@ def nearest_neighbour_similarity(fps: np.ndarray, reference: np.ndarray, rows: i
                                  columns: int = COLUMN_BLOCK) -> float:
     """SNN: mean over the rows of ``fps`` of the largest Tanimoto similarity to ``reference``
     (molsets ``metrics.SNNMetric``; two empty fingerprints count as similarity 1, as there).
-    Computed block by block, so memory does not grow with len(fps) x len(reference)."""
+
+    The N x M similarities are never formed. For fixed bit counts |a| and |b|, Tanimoto
+    c / (|a| + |b| - c) rises with the count c of common bits, so each row needs only its
+    largest c among the reference fingerprints of each bit count: the reference is sorted by
+    bit count, and a block of ``rows`` x ``columns`` counts becomes one maximum per distinct
+    |b| (about a hundred) before any division. The counts come from an embedding-bag sum: each
+    row adds up the reference columns of its own set bits (about 40 of 1,024 for Morgan
+    fingerprints), a twenty-fifth of the work of the dense product. The result is the same
+    float32 similarity the full matrix would give, so the same SNN to the bit.
+    """
     if len(fps) == 0 or len(reference) == 0:
         return 0.0
-    best = np.full(len(fps), -np.inf, dtype=np.float32)
-    for r, sims in _similarity_blocks(fps, reference, rows, columns):
-        np.maximum(best[r:r + len(sims)], sims.max(axis=1), out=best[r:r + len(sims)])
-    return float(best.astype(np.float64).mean())
+    a_bits = fps.sum(1, dtype=np.int64)
+    b_bits = reference.sum(1, dtype=np.int64)
+    order = np.argsort(b_bits, kind="stable")
+    b_sorted = b_bits[order]
+    # bfloat16 columns halve the memory the sums read; counts of at most |a| <= 256 are exact
+    dtype = torch.bfloat16 if _bf16_exact(a_bits) else torch.float32
+    blocks = [(r, *_bags(fps[r:r + rows])) for r in range(0, len(fps), rows)]
+    a_float = torch.from_numpy(a_bits).float()
+    best = torch.full((len(fps),), -1.0)
+    for c in range(0, len(reference), columns):
+        b_t = torch.from_numpy(np.ascontiguousarray(reference[order[c:c + columns]].T)).to(dtype)
+        values, group = np.unique(b_sorted[c:c + columns], return_inverse=True)
+        group, b_count = torch.from_numpy(group.astype(np.int64)), torch.from_numpy(values).float()
+        for r, bits, offsets in blocks:
+            both = F.embedding_bag(bits, b_t, offsets, mode="sum")          # (n, m) counts
+            n = both.size(0)
+            most = torch.zeros(n, len(values), dtype=both.dtype).scatter_reduce_(
+                1, group.expand(n, -1), both, "amax").float()                # (n, groups)
+            a = a_float[r:r + n].unsqueeze(1)
+            sims = most / (a + b_count - most).clamp_(min=1)   # 0 only where both are empty
+            sims = torch.where((a == 0) & (b_count == 0), 1.0, sims)
+            torch.maximum(best[r:r + n], sims.amax(1), out=best[r:r + n])
+    return float(best.double().mean())
+
+
+def _bags(block: np.ndarray) -> tuple[Tensor, Tensor]:
+    """The set bits of each fingerprint of ``block`` (n, F) as ``F.embedding_bag`` takes
+    them: flat bit ids and the offset where each row's begin."""
+    _, bits = np.nonzero(block)
+    starts = np.zeros(len(block), dtype=np.int64)
+    np.cumsum(block.sum(1, dtype=np.int64)[:-1], out=starts[1:])
+    return torch.from_numpy(bits.astype(np.int64)), torch.from_numpy(starts)
 
 
 def fragments(mol: Chem.Mol) -> list[str]:

@@ -109,6 +109,11 @@ def test_snn_by_hand():
     empty = np.zeros((0, 4), dtype=np.uint8)
     assert nearest_neighbour_similarity(empty, ref) == 0.0
     assert nearest_neighbour_similarity(fps, empty) == 0.0
+    # an empty fingerprint is identical to an empty one (1) and shares nothing with others (0)
+    blank = np.zeros((1, 4), dtype=np.uint8)
+    assert nearest_neighbour_similarity(blank, np.vstack([ref, blank])) == 1.0
+    assert nearest_neighbour_similarity(blank, ref) == 0.0
+    assert nearest_neighbour_similarity(np.vstack([fps, blank]), blank) == pytest.approx(1 / 3)
 
 
 def test_fingerprints_are_morgan_1024():
