@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -18,7 +19,7 @@ import torch
 
 from ..api import TrainedVAE
 from ..corpora import load_corpus
-from ..data import PreparedData
+from ..corpus_files import Corpus
 from ..files import atomic_write, cache_dir
 from ..gaussian import gaussian_kl
 from ..logs import to_stderr
@@ -48,17 +49,6 @@ from .references import (
     smiles_key,
 )
 from .set_statistics import SetStatistics, set_statistics
-
-
-def split_reference(data: PreparedData, split: str, whole: int, own: bool = False,
-                    log: Callable[[str], None] = to_stderr) -> ReferenceSet:
-    """The reference statistics of one test split. For MOSES's own test sets (unless ``own``)
-    those molsets ships, which describe the whole split as MOSES defines it (``whole``
-    molecules), the molecules a model's ``max_length`` dropped included; otherwise computed
-    from the kept molecules and cached."""
-    if uses_molsets_statistics(data.corpus_name, split, own):
-        return molsets_reference(split, whole, log)
-    return reference_set(data.texts[split], log)
 
 
 def uses_molsets_statistics(corpus_name: str, split: str, own: bool = False) -> bool:
@@ -128,20 +118,36 @@ def metrics_of_valid(samples: int, valid: Sequence[str], stats: SetStatistics | 
     return result
 
 
-def reconstruction_metrics(vae: TrainedVAE, test: Sequence[str], n_greedy: int = 1000,
-                           n_stochastic: int = 100, seed: int = 0) -> dict[str, Any]:
-    """Reconstruction of a seeded random subset of test molecules (the stochastic protocol
-    uses the first ``n_stochastic`` of the same subset), and their mean KL(q(z|x) || p(z)):
-    the rate the codes carry."""
+def reconstruction_molecules(vae: TrainedVAE, corpus: Corpus, n: int, seed: int = 0,
+                             log: Callable[[str], None] = to_stderr) -> list[str]:
+    """The test molecules the reconstruction protocols use: a seeded random choice of ``n``
+    among the test split's lines as stored, put through the model's own data preparation
+    (canonical forms where it uses them; those it would skip, e.g. longer than its
+    ``max_length``, left out). Only the chosen lines are prepared: tokenising all 176k MOSES
+    test molecules with a tokenizer that rewrites each with RDKit takes 20 s."""
+    lines = corpus.splits.get("test", [])
+    if not lines or not n:
+        return []
     rng = np.random.default_rng(seed)
-    chosen = [test[i] for i in rng.choice(len(test), size=min(n_greedy, len(test)), replace=False)]
-    greedy = greedy_reconstruction(vae, chosen)
-    mu, logvar = vae.encode_posterior(chosen, check=False)
+    picked = [lines[i] for i in rng.choice(len(lines), size=min(n, len(lines)), replace=False)]
+    # its own fingerprint: a cache of the whole corpus must not be taken for these lines
+    chosen = replace(corpus, splits={"test": picked},
+                     fingerprint=f"{corpus.fingerprint}/reconstruction:{seed}:{n}")
+    return vae.corpus(log, only=["test"], lines=chosen).texts["test"]
+
+
+def reconstruction_metrics(vae: TrainedVAE, molecules: Sequence[str],
+                           n_stochastic: int = 100, seed: int = 0) -> dict[str, Any]:
+    """Greedy reconstruction of ``molecules`` (from :func:`reconstruction_molecules`), the
+    stochastic protocol on the first ``n_stochastic`` of them, and their mean
+    KL(q(z|x) || p(z)): the rate the codes carry."""
+    greedy = greedy_reconstruction(vae, molecules)
+    mu, logvar = vae.encode_posterior(molecules, check=False)
     kl = gaussian_kl(torch.from_numpy(mu), torch.from_numpy(logvar)).sum(dim=1)
     result = {"reconstruction": greedy["share"], "reconstructed_molecules": greedy["molecules"],
               "kl": float(kl.mean())}
     if n_stochastic:
-        stochastic = stochastic_reconstruction(vae, chosen[:n_stochastic], seed=seed)
+        stochastic = stochastic_reconstruction(vae, molecules[:n_stochastic], seed=seed)
         result.update({"reconstruction_stochastic": stochastic["share"],
                        "reconstruction_stochastic_any": stochastic["any"],
                        "stochastic_protocol": {k: stochastic[k] for k in
@@ -177,9 +183,9 @@ def evaluate_molecules(vae: TrainedVAE, n: int = 30000, seed: int = 0,
     # tokenizer that rewrites each SMILES with RDKit (Kekulé) takes minutes over all of MOSES.
     computed = [name for name in ref_names
                 if not uses_molsets_statistics(corpus.name, name, own_reference_statistics)]
-    data = vae.corpus(log, only=sorted({"test", *computed} & set(corpus.splits)), lines=corpus)
-    references = {name: split_reference(data, name, len(corpus.splits[name]),
-                                        own_reference_statistics, log)
+    data = vae.corpus(log, only=computed, lines=corpus) if computed else None
+    references = {name: reference_set(data.texts[name], log) if name in computed
+                  else molsets_reference(name, len(corpus.splits[name]), log)
                   for name in ref_names}
     # Novelty is against every training molecule, as MOSES defines it (those the model's
     # max_length left out included). MOSES ships canonical SMILES; other corpora are put in
@@ -191,9 +197,10 @@ def evaluate_molecules(vae: TrainedVAE, n: int = 30000, seed: int = 0,
     valid, stats = sample_statistics(samples)
     result = metrics_of_valid(len(samples), valid, stats, train, references)
     result["reference_statistics"] = {name: ref.source for name, ref in references.items()}
-    test = data.texts.get("test", [])
-    if test and n_reconstruct:
-        result.update(reconstruction_metrics(vae, test, n_reconstruct, n_stochastic, seed))
+    result["sampling_precision"] = vae.precision
+    test = reconstruction_molecules(vae, corpus, n_reconstruct, seed, log)
+    if test:
+        result.update(reconstruction_metrics(vae, test, n_stochastic, seed))
     if plot is not None and "test" in references:
         # the values the Wasserstein distances compared: every valid sample, the whole test set
         by_key = {key: name for name, key in WASSERSTEIN_PROPERTIES.items()}

@@ -41,3 +41,26 @@ def test_novel_molecules_and_properties(molecules):
     assert r["novelty"] == 1.0 and "fcd/test" not in r and "logp/test" not in r
     table = property_table(["CCO", "bad", "c1ccccc1"])
     assert set(table) == {"logp", "qed", "sa", "mw"} and len(table["mw"]) == 2
+
+
+def test_reconstruction_molecules_prepare_only_the_seeded_choice(trained_smiles_run, molecules,
+                                                                 tmp_path, monkeypatch):
+    import numpy as np
+
+    import seqvae
+    from seqvae.corpus_files import Corpus
+    from seqvae.molecules.evaluation import reconstruction_molecules
+    monkeypatch.setenv("SEQVAE_CACHE", str(tmp_path))
+    vae = seqvae.load(trained_smiles_run / "model.pt", device="cpu")
+    too_long = "C" * (vae.config.data.max_length + 5)      # the model's data settings skip it
+    lines = molecules[:40] + [too_long] + molecules[40:60]
+    corpus = Corpus("stand-in", "smiles", {"train": ["CCO"], "test": lines}, "stand-in:1", "")
+    rng = np.random.default_rng(1)
+    drawn = [lines[i] for i in rng.choice(len(lines), size=25, replace=False)]
+    chosen = reconstruction_molecules(vae, corpus, 25, seed=1, log=lambda _: None)
+    assert chosen == [s for s in drawn if s != too_long]      # the draw, in order, minus it
+    assert too_long in drawn                                  # (seed 1 draws it: it was tested)
+    assert not list(tmp_path.rglob("*.pt"))                    # nothing cached for a subset
+    assert reconstruction_molecules(vae, corpus, 0, log=lambda _: None) == []
+    everything = reconstruction_molecules(vae, corpus, 1000, seed=0, log=lambda _: None)
+    assert sorted(everything) == sorted(s for s in lines if s != too_long)
