@@ -23,7 +23,7 @@ from .config import Config
 from .corpus_files import Corpus
 from .data import PreparedData, TokenizedSplit, collate, prepare_data
 from .decoding import decode as decode_ids
-from .devices import resolve_device
+from .devices import resolve_device, resolve_precision
 from .errors import SeqVAEError
 from .gaussian import standard_normal_log_prob
 from .logs import to_stderr
@@ -41,8 +41,14 @@ class TrainedVAE:
     """A trained model with its tokenizer, ready for inference."""
 
     def __init__(self, config: Config, tokenizer: Tokenizer, model: SeqVAE,
-                 train_state: dict | None = None, constrained: bool = True, prior: str = "auto"):
+                 train_state: dict | None = None, constrained: bool = True, prior: str = "auto",
+                 precision: str = "fp32"):
         self.config, self.tokenizer, self.model = config, tokenizer, model.eval()
+        # The arithmetic of temperature sampling (fp32 or bf16: see :func:`load`). Greedy and
+        # beam decoding stay fp32, so reconstructions never depend on it.
+        if precision not in ("fp32", "bf16"):
+            raise SeqVAEError(f"precision must be fp32 or bf16, not {precision!r}")
+        self.precision = precision
         self.train_state = dict(train_state or {})  # step, validation KL, ... when recorded
         # A SMILES model decodes under the SMILES grammar and atom valences (None for other
         # tokenizers), unless ``constrained`` is False here or in a call.
@@ -228,7 +234,8 @@ class TrainedVAE:
             ids = decode_ids(self.model, z[start:start + batch_size], tok.bos_id, tok.eos_id,
                              tok.pad_id, method=method, max_len=max_len or self.max_len,
                              temperature=temperature, beam_size=beam_size, generator=generator,
-                             constraint=self.syntax if constrained else None)
+                             constraint=self.syntax if constrained else None,
+                             precision=self.precision if method == "sample" else "fp32")
             texts.extend(tok.decode(row) for row in ids.cpu().tolist())
         return texts
 
@@ -334,12 +341,17 @@ class TrainedVAE:
 
 
 def load(path: str | Path, device: str = "auto", constrained: bool = True,
-         prior: str = "auto") -> TrainedVAE:
+         prior: str = "auto", precision: str = "auto") -> TrainedVAE:
     """Load a model: the name of a shipped one (``"moses"``, ``"brown"``, ``"ptb"``; see
     :func:`seqvae.pretrained.models`), a run folder written by ``seqvae train`` (its
     ``model.pt``), or a checkpoint file. ``constrained=False`` turns off the SMILES grammar
     in every decode of a SMILES model (see :meth:`TrainedVAE.decode`); ``prior`` chooses what
-    sampling draws codes from (see :attr:`TrainedVAE.prior`)."""
-    loaded = load_checkpoint(path, resolve_device(device))
+    sampling draws codes from (see :attr:`TrainedVAE.prior`); ``precision`` is the arithmetic
+    of temperature sampling: ``auto`` (bf16 where the device has a fast path for it, see
+    :func:`seqvae.devices.fast_bf16`; measured in docs/results/performance.md), ``fp32`` or
+    ``bf16``."""
+    where = resolve_device(device)
+    loaded = load_checkpoint(path, where)
     return TrainedVAE(loaded.config, loaded.tokenizer, loaded.model,
-                      loaded.blob.get("train_state"), constrained=constrained, prior=prior)
+                      loaded.blob.get("train_state"), constrained=constrained, prior=prior,
+                      precision=resolve_precision(precision, where)[0])

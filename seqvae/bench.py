@@ -83,7 +83,7 @@ def peak_rss_mb() -> float:
 
 
 def _time_sampling(model: SeqVAE, tok, n: int, batch: int, max_len: int,
-                   sync: Callable[[], None]) -> tuple[float, float]:
+                   sync: Callable[[], None], precision: str = "fp32") -> tuple[float, float]:
     """Sequences per second of temperature-1 sampling from the prior, and their mean length."""
     device = model.device
     generator = torch.Generator(device=device).manual_seed(0)
@@ -94,7 +94,7 @@ def _time_sampling(model: SeqVAE, tok, n: int, batch: int, max_len: int,
         z = torch.randn(min(batch, n - first), model.config.latent_dim, device=device,
                         generator=generator)
         ids = decode(model, z, tok.bos_id, tok.eos_id, tok.pad_id, "sample", max_len,
-                     generator=generator)
+                     generator=generator, precision=precision)
         lengths.append((ids != tok.pad_id).sum(1).cpu())
     sync()
     rate = round(n / (time.perf_counter() - start), 1)
@@ -160,9 +160,9 @@ def bench(config: Config, device: torch.device, steps: int = 20, warmup: int = 3
     sample_rate = sample_length = encode_rate = None   # None: that part was skipped (n = 0)
     if n_sample:
         log(f"seqvae bench: sampling {n_sample} sequences from the prior (temperature 1, "
-            f"max length {max_len})")
+            f"max length {max_len}, {config.train.precision})")
         sample_rate, sample_length = _time_sampling(model, tok, n_sample, sample_batch, max_len,
-                                                    sync)
+                                                    sync, config.train.precision)
     if n_encode:
         test = data.splits.get("test", split).subset(n_encode)
         log(f"seqvae bench: encoding {len(test)} test sequences")

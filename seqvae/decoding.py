@@ -33,7 +33,7 @@ METHODS = ("greedy", "sample", "beam")
 def decode(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int,
            method: str = "greedy", max_len: int = 100, temperature: float = 1.0,
            beam_size: int = 5, generator: torch.Generator | None = None,
-           constraint: DecodingConstraint | None = None) -> Tensor:
+           constraint: DecodingConstraint | None = None, precision: str = "fp32") -> Tensor:
     """Decode a batch of latent codes.
 
     Args:
@@ -42,13 +42,28 @@ def decode(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int,
             ``beam`` (beam search of width ``beam_size``, best total log-probability).
         max_len: most tokens generated per sequence, <eos> included.
         constraint: a grammar whose disallowed tokens are masked at every step, or None.
+        precision: ``fp32``, or ``bf16`` for the decoder's products in bfloat16 (under
+            autocast; the softmax, the choice and the grammar stay fp32). Each step is one
+            small product per layer, so bf16 pays only where the CPU has a fast path for it.
     Returns:
         (B, T) ids with T <= max_len; rows that end early are padded with ``pad_id``.
     """
-    if method == "beam":
-        return _beam_search(model, z, bos_id, eos_id, pad_id, max_len, beam_size, constraint)
     if method not in METHODS:
         raise ValueError(f"unknown decoding method {method!r}; choose one of {', '.join(METHODS)}")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, not {precision!r}")
+    # one autocast region for the whole loop, so each weight is cast to bf16 once, not per step
+    with torch.autocast(z.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        if method == "beam":
+            return _beam_search(model, z, bos_id, eos_id, pad_id, max_len, beam_size, constraint)
+        return _step_by_step(model, z, bos_id, eos_id, pad_id, method, max_len, temperature,
+                             generator, constraint)
+
+
+def _step_by_step(model: SeqVAE, z: Tensor, bos_id: int, eos_id: int, pad_id: int, method: str,
+                  max_len: int, temperature: float, generator: torch.Generator | None,
+                  constraint: DecodingConstraint | None) -> Tensor:
+    """Greedy or temperature sampling, one token per step for every live row."""
     B = z.size(0)
     out = torch.full((B, max_len), pad_id, dtype=torch.long, device=z.device)
     active = torch.arange(B, device=z.device)    # rows still generating

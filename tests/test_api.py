@@ -171,6 +171,31 @@ def test_smiles_models_decode_under_the_grammar_unless_told_not_to(trained_smile
     assert constrained.syntax is not None
 
 
+def test_sampling_precision_is_chosen_at_load_and_greedy_stays_fp32(trained_smiles_run,
+                                                                   monkeypatch):
+    import seqvae.api as api
+    import seqvae.devices as devices
+    seen = []
+
+    def spy(*args, precision="fp32", **kwargs):
+        seen.append(precision)
+        return real(*args, precision=precision, **kwargs)
+    real = api.decode_ids
+    monkeypatch.setattr(api, "decode_ids", spy)
+    path = trained_smiles_run / "model.pt"
+    bf16 = seqvae.load(path, device="cpu", precision="bf16")
+    bf16.sample(3, seed=0)
+    bf16.decode(np.zeros((2, 8), np.float32))                    # greedy: a reconstruction
+    bf16.decode(np.zeros((2, 8), np.float32), method="beam", beam_size=2)
+    assert seen == ["bf16", "fp32", "fp32"]
+    for fast, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(devices, "fast_bf16", lambda device, fast=fast: (fast, "test"))
+        assert seqvae.load(path, device="cpu").precision == expected        # auto
+        assert seqvae.load(path, device="cpu", precision="fp32").precision == "fp32"
+    with pytest.raises(SeqVAEError, match="fp32 or bf16"):
+        api.TrainedVAE(bf16.config, bf16.tokenizer, bf16.model, precision="half")
+
+
 def test_text_models_have_no_grammar(trained_text_run):
     assert seqvae.load(trained_text_run / "model.pt", device="cpu").syntax is None
 

@@ -132,3 +132,21 @@ def test_beam_batched_equals_one_by_one():
 def test_unknown_method():
     with pytest.raises(ValueError, match="greedy"):
         decode(tiny_model(), torch.randn(1, 4), BOS, EOS, PAD, method="nucleus")
+
+
+@pytest.mark.parametrize("method", ["greedy", "sample", "beam"])
+def test_bf16_decoding_is_well_formed_and_seeded(method):
+    # bf16 changes the arithmetic, not the contract: padded after <eos>, at most max_len,
+    # the same draws from the same seed
+    model, z = tiny_model(), torch.randn(16, 4) * 2
+    runs = [decode(model, z, BOS, EOS, PAD, method=method, max_len=12, beam_size=3,
+                   generator=torch.Generator().manual_seed(5), precision="bf16")
+            for _ in range(2)]
+    assert torch.equal(runs[0], runs[1])
+    assert runs[0].size(1) <= 12 and runs[0].dtype == torch.long
+    for row in runs[0].tolist():
+        if EOS in row:
+            assert all(t == PAD for t in row[row.index(EOS) + 1:])
+        assert BOS not in row
+    with pytest.raises(ValueError, match="fp32 or bf16"):
+        decode(model, z, BOS, EOS, PAD, precision="fp16")

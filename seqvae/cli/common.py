@@ -66,10 +66,11 @@ def add_prior_option(parser: argparse.ArgumentParser) -> None:
 def load_model(args: argparse.Namespace, path: Path | None = None):
     """The model a command works on (``args.checkpoint`` unless ``path`` is given), on
     ``--device``, decoding under the SMILES grammar unless ``--no-constraints``, sampling from
-    the ``--prior`` asked for."""
+    the ``--prior`` asked for, in the ``--precision`` asked for (auto where a command has none)."""
     return load(path or args.checkpoint, device=args.device,
                 constrained=getattr(args, "constrained", True),
-                prior=getattr(args, "prior", "auto"))
+                prior=getattr(args, "prior", "auto"),
+                precision=getattr(args, "precision", "auto"))
 
 
 def model_file(text: str) -> Path:

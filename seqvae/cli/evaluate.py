@@ -75,10 +75,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--batch-size", type=int, default=32, help="sequences per batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the importance samples")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="likelihood: arithmetic of the importance-sampling decoder passes, nearly "
-                   "all of the work. auto: bf16 where the CPU has AMX or AVX512-BF16 (or on a "
-                   "GPU with bf16), fp32 elsewhere; bf16 moves the NLL by a few hundredths of a "
-                   "nat (docs/results/performance.md)")
+                   help="arithmetic of the importance-sampling decoder passes (nearly all of "
+                   "the likelihood's work) and of sampling from the prior (greedy "
+                   "reconstructions stay fp32). auto: bf16 where the CPU has AMX or "
+                   "AVX512-BF16 (or on a GPU with bf16), fp32 elsewhere; bf16 moves the NLL by "
+                   "a few hundredths of a nat (docs/results/performance.md)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's, one per core)")
     p.add_argument("-o", "--output", type=Path, default=None,
@@ -98,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise SeqVAEError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    vae = load_model(args)
+    vae = load_model(args)   # with --precision resolved: vae.precision
+    if args.precision == "auto" and vae.model.has_latent:
+        err(f"seqvae: precision auto: {vae.precision} "
+            f"({resolve_precision('auto', vae.model.device)[1]})")
     what = args.metrics
     if what == "auto":
         what = "molecules" if vae.kind == "smiles" else "likelihood"
@@ -143,11 +147,9 @@ def likelihood_block(vae, args: argparse.Namespace) -> dict:
         split, texts = split.subset(args.limit), texts[:args.limit]
     if len(split) == 0:
         raise SeqVAEError(f"nothing to evaluate in {name}")
-    precision, why = resolve_precision(args.precision, vae.model.device)
-    if args.precision == "auto" and vae.model.has_latent:
-        err(f"seqvae: precision auto: {precision} ({why})")
     results = evaluate_sequences(vae, split, k=args.k, seed=args.seed,
-                                 batch_size=args.batch_size, progress=True, precision=precision)
+                                 batch_size=args.batch_size, progress=True,
+                                 precision=vae.precision)
     short = short_texts(texts, args.endpoint_max_words)
     if vae.latent_dim and short:
         results.update(short_max_words=args.endpoint_max_words, short_sentences=len(short),

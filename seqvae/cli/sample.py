@@ -25,6 +25,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                         "found (RDKit-checked, printed as canonical SMILES), and say how many "
                         "draws it took; gives up after 100 N draws")
     p.add_argument("-o", "--output", type=Path, help="write the samples here, one per line")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="arithmetic of temperature sampling (--method sample; greedy and beam "
+                   "stay fp32). auto: bf16 where the CPU has AMX or AVX512-BF16 (or on a GPU "
+                   "with bf16), fp32 elsewhere (docs/results/performance.md)")
     add_prior_option(p)
     p.set_defaults(run=run)
 
