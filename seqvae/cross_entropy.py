@@ -11,6 +11,9 @@ from torch import Tensor
 # scores are 32 MiB, small enough to stay near the cache and to let importance sampling
 # score hundreds of z per sequence, large enough that each slice is one big matrix product.
 MAX_SCORES = 2 ** 23
+# Without gradients (importance sampling, evaluation) a slice's scores are only read by the
+# log-softmax, which runs faster while they stay in cache.
+NO_GRAD_MAX_SCORES = 2 ** 20
 
 
 def reconstruction_nll(logits: Tensor, targets: Tensor, pad_id: int) -> Tensor:
@@ -32,7 +35,7 @@ def reconstruction_nll(logits: Tensor, targets: Tensor, pad_id: int) -> Tensor:
 
 
 def linear_cross_entropy(features: Tensor, weight: Tensor, bias: Tensor | None, targets: Tensor,
-                         ignore_index: int | None = None, max_scores: int = MAX_SCORES) -> Tensor:
+                         ignore_index: int | None = None, max_scores: int | None = None) -> Tensor:
     """Cross-entropy of ``targets`` under ``softmax(features @ weight.T + bias)``, per row,
     without ever holding all N x V scores.
 
@@ -49,15 +52,18 @@ def linear_cross_entropy(features: Tensor, weight: Tensor, bias: Tensor | None, 
     Args:
         features: (N, F); weight: (V, F); bias: (V,) or None; targets: (N,) ids in [0, V).
         ignore_index: rows whose target is this id (padding) cost 0 and get no gradient.
+        max_scores: scores held at once; default :data:`MAX_SCORES` when gradients are
+            needed, :data:`NO_GRAD_MAX_SCORES` when not.
     Returns:
         (N,) fp32 nats.
     """
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                        for t in (features, weight, bias)):
         return _LinearCrossEntropy.apply(features, weight, bias, targets, ignore_index,
-                                         max_scores)
+                                         max_scores or MAX_SCORES)
     return _linear_cross_entropy_slices(features, weight, bias, targets, ignore_index,
-                                        max_scores, _compute_dtype(features))[0]
+                                        max_scores or NO_GRAD_MAX_SCORES,
+                                        _compute_dtype(features))[0]
 
 
 def _compute_dtype(features: Tensor) -> torch.dtype:

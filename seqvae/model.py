@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .cells import State, make_cell
 from .config import ModelConfig
-from .cross_entropy import MAX_SCORES, linear_cross_entropy
+from .cross_entropy import linear_cross_entropy
 from .gaussian import reparameterize
 from .latent_flow import RealNVP
 from .mixture_prior import GaussianMixture
@@ -178,7 +178,7 @@ class SeqVAE(nn.Module):
             out = out @ self.embedding.weight.t() + self.output_bias
         return out
 
-    def sequence_nll(self, states: Tensor, targets: Tensor, max_scores: int = MAX_SCORES) -> Tensor:
+    def sequence_nll(self, states: Tensor, targets: Tensor, max_scores: int | None = None) -> Tensor:
         """-log p(targets | decoder states), summed over each sequence's real tokens.
 
         Uses the fused, sliced cross-entropy of :func:`seqvae.cross_entropy.linear_cross_entropy`:
@@ -204,7 +204,7 @@ class SeqVAE(nn.Module):
                                          ignore_index=self.pad_id, max_scores=max_scores)
         return token_nll.view(targets.shape).sum(dim=1)
 
-    def log_likelihood(self, tokens: Tensor, z: Tensor, max_scores: int = MAX_SCORES) -> Tensor:
+    def log_likelihood(self, tokens: Tensor, z: Tensor, max_scores: int | None = None) -> Tensor:
         """log p(x|z) of whole sequences, summed over their tokens (<eos> included).
 
         Args:
