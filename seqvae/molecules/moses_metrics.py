@@ -45,7 +45,6 @@ import torch.nn.functional as F
 from rdkit import Chem, DataStructs, RDLogger
 from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
-from scipy import sparse
 from torch import Tensor
 
 from ..devices import fast_bf16
@@ -109,20 +108,31 @@ def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Tanimoto similarity of every pair of binary fingerprints: (N, F), (M, F) -> (N, M).
 
     |a & b| / |a | b|; two empty fingerprints have similarity 1 (they are identical)."""
-    return _tanimoto(_rows(a), a.sum(1, dtype=np.float32), _columns(b), b.sum(1, dtype=np.float32))
+    out = np.empty((len(a), len(b)), dtype=np.float32)
+    for r, c, sims in _similarity_blocks(a, b, ROW_BLOCK, COLUMN_BLOCK):
+        out[r:r + sims.size(0), c:c + sims.size(1)] = sims.numpy()
+    return out
 
 
-# At most this many bits set in any fingerprint for the bfloat16 product to be exact: it sums
-# 0/1 products in float32 and rounds each count to bfloat16, whose 8-bit significand holds
-# every integer up to 256. (Morgan radius-2 fingerprints of drug-like molecules set 20-80.)
+# Common bits are counted by an embedding-bag sum: each fingerprint adds up the reference
+# columns of its own set bits (about 40 of 1,024 for Morgan fingerprints), a twenty-fifth of
+# the work of the dense product and no multiplication at all. The columns are stored in
+# bfloat16 where the CPU has bf16 support (half the memory to read), which is exact while no
+# count exceeds 256: bfloat16's 8-bit significand holds every integer up to 256, and Morgan
+# radius-2 fingerprints of drug-like molecules set 20-80 bits.
 BF16_EXACT_COUNT = 256
+
+# Blocks of the (N, M) similarities computed at once: rows of the set x columns of the
+# reference. 1,024 x 8,192 float32 is 32 MB, so memory stays flat whatever N and M are (the full
+# matrix of 30,000 samples against the 176k MOSES test molecules would be 21 GB).
+ROW_BLOCK = 1024
+COLUMN_BLOCK = 8192
 
 
 @lru_cache(maxsize=1)
 def _bf16_products() -> bool:
-    """Whether this CPU multiplies in bfloat16 faster than scipy's sparse product (AMX or
-    AVX512-BF16; measured 1.3x on one thread of an AMD EPYC with AVX512-BF16, and torch uses
-    every thread where scipy uses one). Elsewhere bfloat16 is emulated and far slower."""
+    """Whether this CPU has bfloat16 support (AMX or AVX512-BF16), where bf16 columns were
+    measured to pay; elsewhere float32 columns are kept."""
     return fast_bf16(torch.device("cpu"))[0]
 
 
@@ -130,60 +140,45 @@ def _bf16_exact(*bit_counts: np.ndarray) -> bool:
     return _bf16_products() and all(len(c) == 0 or c.max() <= BF16_EXACT_COUNT for c in bit_counts)
 
 
-def _rows(fps: np.ndarray, bf16: bool = False):
-    # Morgan fingerprints have ~4% of their bits set: a sparse x dense product does a
-    # twenty-fifth of the multiply-adds of the dense one (measured 2.9x faster on 1,024 x 8,192
-    # blocks), and counts of 0/1 products are exact in float32 either way. Where the CPU has
-    # fast bfloat16, a dense bfloat16 product on all threads beats both.
-    if bf16:
-        return torch.from_numpy(fps).to(torch.bfloat16)
-    return sparse.csr_matrix(fps, dtype=np.float32)
+def _bags(block: np.ndarray) -> tuple[Tensor, Tensor]:
+    """The set bits of each fingerprint of ``block`` (n, F) as ``F.embedding_bag`` takes
+    them: flat bit ids and the offset where each row's begin."""
+    _, bits = np.nonzero(block)
+    starts = np.zeros(len(block), dtype=np.int64)
+    np.cumsum(block.sum(1, dtype=np.int64)[:-1], out=starts[1:])
+    return torch.from_numpy(bits.astype(np.int64)), torch.from_numpy(starts)
 
 
-def _columns(fps: np.ndarray, bf16: bool = False):
-    if bf16:
-        return torch.from_numpy(np.ascontiguousarray(fps.T)).to(torch.bfloat16)
-    return np.ascontiguousarray(fps.T, dtype=np.float32)
+def _columns(fps: np.ndarray, dtype: torch.dtype) -> Tensor:
+    """Fingerprints (m, F) as the (F, m) table whose row f says which of them hold bit f."""
+    return torch.from_numpy(np.ascontiguousarray(fps.T)).to(dtype)
 
 
-def _tanimoto(a, a_bits: np.ndarray, b_t, b_bits: np.ndarray) -> np.ndarray:
-    """(N, M) float32 Tanimoto from rows ``a`` (N, F), columns ``b_t`` (F, M) and the bit
-    counts (N,), (M,): both from :func:`_rows`/:func:`_columns`, sparse and float32 or
-    bfloat16 tensors."""
-    if isinstance(a, torch.Tensor):
-        both = (a @ b_t).float().numpy()
-    else:
-        both = np.asarray(a @ b_t, dtype=np.float32)
-    # in place, as these blocks are large: either = |a| + |b| - both, then both / either
-    either = np.add.outer(a_bits, b_bits)
-    np.subtract(either, both, out=either)
-    np.maximum(either, 1, out=either)        # 0 only where both fingerprints are empty
-    np.divide(both, either, out=both)
-    empty_a, empty_b = a_bits == 0, b_bits == 0
-    if empty_a.any() and empty_b.any():      # two empty fingerprints are identical
-        both[np.ix_(empty_a, empty_b)] = 1.0
-    return both
-
-
-# Blocks of the (N, M) similarity matrix computed at once: rows of the set x columns of the
-# reference. 1,024 x 8,192 float32 is 32 MB, so memory stays flat whatever N and M are (the full
-# matrix of 30,000 samples against the 176k MOSES test molecules would be 21 GB).
-ROW_BLOCK = 1024
-COLUMN_BLOCK = 8192
+def _count_blocks(fps: np.ndarray, reference: np.ndarray, rows: int, columns: int):
+    """(first row, first column, counts) for each block of ``rows`` x ``columns`` of the
+    common-bit counts of fps x reference, counts a (n, m) tensor of whole numbers. Column
+    blocks are the outer loop, so each reference block is converted once."""
+    dtype = torch.bfloat16 if _bf16_exact(fps.sum(1)) else torch.float32   # counts <= |a|
+    blocks = [(r, *_bags(fps[r:r + rows])) for r in range(0, len(fps), rows)]
+    for c in range(0, len(reference), columns):
+        b_t = _columns(reference[c:c + columns], dtype)
+        for r, bits, offsets in blocks:
+            yield r, c, F.embedding_bag(bits, b_t, offsets, mode="sum")
 
 
 def _similarity_blocks(fps: np.ndarray, reference: np.ndarray, rows: int, columns: int):
-    """(first row, Tanimoto block) for each block of ``rows`` x ``columns`` of fps x reference.
-    Column blocks are the outer loop, so each reference block is converted once; every row
-    still meets its column blocks in increasing order, so sums over them do not depend on the
-    block sizes' order of visits."""
-    a_bits, b_bits = fps.sum(1, dtype=np.float32), reference.sum(1, dtype=np.float32)
-    bf16 = _bf16_exact(a_bits, b_bits)
-    a = _rows(fps, bf16)
-    for c in range(0, len(reference), columns):
-        b_t = _columns(reference[c:c + columns], bf16)
-        for r in range(0, len(fps), rows):
-            yield r, _tanimoto(a[r:r + rows], a_bits[r:r + rows], b_t, b_bits[c:c + columns])
+    """(first row, first column, float32 Tanimoto block) over fps x reference, from
+    :func:`_count_blocks`."""
+    a_bits = torch.from_numpy(fps.sum(1, dtype=np.float32))
+    b_bits = torch.from_numpy(reference.sum(1, dtype=np.float32))
+    for r, c, counts in _count_blocks(fps, reference, rows, columns):
+        both = counts.float()
+        a, b = a_bits[r:r + both.size(0), None], b_bits[c:c + both.size(1)]
+        either = (a + b).sub_(both).clamp_(min=1)       # 0 only where both fingerprints are empty
+        sims = both.div_(either)
+        if bool((a == 0).any()) and bool((b == 0).any()):   # two empty fingerprints are identical
+            sims = torch.where((a == 0) & (b == 0), 1.0, sims)
+        yield r, c, sims
 
 
 def internal_diversity(fps: np.ndarray, p: int = 1, rows: int = ROW_BLOCK,
@@ -199,12 +194,13 @@ def internal_diversities(fps: np.ndarray, ps: Sequence[int] = (1, 2), rows: int 
     """:func:`internal_diversity` for each p in ``ps``, from one pass over the similarities."""
     if len(fps) == 0:
         return tuple(0.0 for _ in ps)
-    sums = np.zeros((len(ps), len(fps)), dtype=np.float64)
-    for r, sims in _similarity_blocks(fps, fps, rows, columns):
-        sims = sims.astype(np.float64)
+    sums = torch.zeros(len(ps), len(fps), dtype=torch.float64)
+    for r, _, sims in _similarity_blocks(fps, fps, rows, columns):
+        sims = sims.double()
         for i, p in enumerate(ps):
-            sums[i, r:r + len(sims)] += (sims ** p).sum(axis=1)
-    return tuple(float(1 - ((sums[i] / len(fps)) ** (1 / p)).mean()) for i, p in enumerate(ps))
+            sums[i, r:r + sims.size(0)] += (sims if p == 1 else sims ** p).sum(dim=1)
+    means = sums.numpy() / len(fps)
+    return tuple(float(1 - (means[i] ** (1 / p)).mean()) for i, p in enumerate(ps))
 
 
 def nearest_neighbour_similarity(fps: np.ndarray, reference: np.ndarray, rows: int = ROW_BLOCK,
@@ -214,47 +210,33 @@ def nearest_neighbour_similarity(fps: np.ndarray, reference: np.ndarray, rows: i
 
     The N x M similarities are never formed. For fixed bit counts |a| and |b|, Tanimoto
     c / (|a| + |b| - c) rises with the count c of common bits, so each row needs only its
-    largest c among the reference fingerprints of each bit count: the reference is sorted by
-    bit count, and a block of ``rows`` x ``columns`` counts becomes one maximum per distinct
-    |b| (about a hundred) before any division. The counts come from an embedding-bag sum: each
-    row adds up the reference columns of its own set bits (about 40 of 1,024 for Morgan
-    fingerprints), a twenty-fifth of the work of the dense product. The result is the same
-    float32 similarity the full matrix would give, so the same SNN to the bit.
+    largest c among the reference fingerprints of each bit count: with the reference sorted by
+    bit count, a block of ``rows`` x ``columns`` counts becomes one maximum per distinct |b|
+    (about a hundred) before any division. The result is the same float32 similarity the full
+    matrix would give, so the same SNN to the bit.
     """
     if len(fps) == 0 or len(reference) == 0:
         return 0.0
-    a_bits = fps.sum(1, dtype=np.int64)
     b_bits = reference.sum(1, dtype=np.int64)
     order = np.argsort(b_bits, kind="stable")
-    b_sorted = b_bits[order]
-    # bfloat16 columns halve the memory the sums read; counts of at most |a| <= 256 are exact
-    dtype = torch.bfloat16 if _bf16_exact(a_bits) else torch.float32
-    blocks = [(r, *_bags(fps[r:r + rows])) for r in range(0, len(fps), rows)]
-    a_float = torch.from_numpy(a_bits).float()
+    reference, b_bits = reference[order], b_bits[order]
+    a_bits = torch.from_numpy(fps.sum(1, dtype=np.float32))
     best = torch.full((len(fps),), -1.0)
-    for c in range(0, len(reference), columns):
-        b_t = torch.from_numpy(np.ascontiguousarray(reference[order[c:c + columns]].T)).to(dtype)
-        values, group = np.unique(b_sorted[c:c + columns], return_inverse=True)
-        group, b_count = torch.from_numpy(group.astype(np.int64)), torch.from_numpy(values).float()
-        for r, bits, offsets in blocks:
-            both = F.embedding_bag(bits, b_t, offsets, mode="sum")          # (n, m) counts
-            n = both.size(0)
-            most = torch.zeros(n, len(values), dtype=both.dtype).scatter_reduce_(
-                1, group.expand(n, -1), both, "amax").float()                # (n, groups)
-            a = a_float[r:r + n].unsqueeze(1)
-            sims = most / (a + b_count - most).clamp_(min=1)   # 0 only where both are empty
-            sims = torch.where((a == 0) & (b_count == 0), 1.0, sims)
-            torch.maximum(best[r:r + n], sims.amax(1), out=best[r:r + n])
+    groups: dict[int, tuple[Tensor, Tensor]] = {}
+    for r, c, counts in _count_blocks(fps, reference, rows, columns):
+        if c not in groups:   # the distinct bit counts of this column block, and each column's
+            values, group = np.unique(b_bits[c:c + columns], return_inverse=True)
+            groups = {c: (torch.from_numpy(group.astype(np.int64)),
+                          torch.from_numpy(values.astype(np.float32)))}
+        group, b = groups[c]
+        n = counts.size(0)
+        most = torch.zeros(n, len(b), dtype=counts.dtype).scatter_reduce_(
+            1, group.expand(n, -1), counts, "amax").float()                  # (n, groups)
+        a = a_bits[r:r + n, None]
+        sims = most / (a + b - most).clamp_(min=1)     # 0 only where both are empty
+        sims = torch.where((a == 0) & (b == 0), 1.0, sims)
+        torch.maximum(best[r:r + n], sims.amax(dim=1), out=best[r:r + n])
     return float(best.double().mean())
-
-
-def _bags(block: np.ndarray) -> tuple[Tensor, Tensor]:
-    """The set bits of each fingerprint of ``block`` (n, F) as ``F.embedding_bag`` takes
-    them: flat bit ids and the offset where each row's begin."""
-    _, bits = np.nonzero(block)
-    starts = np.zeros(len(block), dtype=np.int64)
-    np.cumsum(block.sum(1, dtype=np.int64)[:-1], out=starts[1:])
-    return torch.from_numpy(bits.astype(np.int64)), torch.from_numpy(starts)
 
 
 def fragments(mol: Chem.Mol) -> list[str]:
