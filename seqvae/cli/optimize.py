@@ -38,6 +38,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--decode-every", type=int, default=10)
     p.add_argument("--samples", type=int, default=3,
                    help="sampled decodes per point, besides the greedy one")
+    p.add_argument("--restarts", type=int, default=1, metavar="R",
+                   help="paths per start molecule: one from its posterior mean and R - 1 from "
+                   "draws z ~ q(z|x), each climbing on its own; the decodes of a start's paths "
+                   "are pooled")
     p.add_argument("--similarity-min", type=float, nargs="+", default=None, metavar="DELTA",
                    help="only molecules with Morgan Tanimoto similarity >= DELTA to their start; "
                    "with start molecules, also the success rate, mean improvement and mean "
@@ -55,11 +59,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
     if args.steps < 0 or args.decode_every < 1 or args.samples < 0 or args.top_k < 1 \
-            or args.from_prior < 0 or args.start_lowest < 0 \
+            or args.from_prior < 0 or args.start_lowest < 0 or args.restarts < 1 \
             or (args.max_heavy_atoms is not None and args.max_heavy_atoms < 1):
         raise SeqVAEError("--steps, --samples, --from-prior and --start-lowest must not be "
-                          "negative; --decode-every, --top-k and --max-heavy-atoms must be at "
-                          "least 1")
+                          "negative; --decode-every, --top-k, --restarts and --max-heavy-atoms "
+                          "must be at least 1")
     deltas = args.similarity_min or [None]
     if any(d is not None and not 0 <= d <= 1 for d in deltas):
         raise SeqVAEError("--similarity-min must be between 0 and 1")
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     result = optimize(vae, args.objective, starts=starts, from_prior=args.from_prior,
                       steps=args.steps, lr=args.lr, prior_weight=args.prior_weight,
                       decode_every=args.decode_every, samples_per_point=args.samples,
-                      seed=args.seed, progress=True)
+                      seed=args.seed, restarts=args.restarts, progress=True)
     print(format_optimization(result, args.objective, deltas, args.top_k, args.max_heavy_atoms))
     if args.output:
         result.write_csv(args.output)

@@ -167,7 +167,7 @@ def lowest_test_molecules(vae: TrainedVAE, objective: str, n: int,
 def optimize(vae: TrainedVAE, objective: str, starts: Sequence[str] | None = None,
              from_prior: int = 0, steps: int = 100, lr: float = 0.05, prior_weight: float = 0.0,
              decode_every: int = 10, samples_per_point: int = 3, temperature: float = 1.0,
-             seed: int = 0, progress: bool = False) -> OptimizationResult:
+             seed: int = 0, restarts: int = 1, progress: bool = False) -> OptimizationResult:
     """Climb ``objective`` (qed, logp or plogp) from each start by gradient ascent on z.
 
     Args:
@@ -179,6 +179,9 @@ def optimize(vae: TrainedVAE, objective: str, starts: Sequence[str] | None = Non
             (:meth:`TrainedVAE.prior_log_prob`; for N(0, I), lambda * ||z||^2 / 2 + const).
         decode_every: decode the codes every this many steps (and at step 0 and the end).
         samples_per_point: decodes by temperature sampling per point, besides the greedy one.
+        restarts: paths per start molecule: one from its posterior mean, the others from
+            draws z ~ q(z|x) of it (seeded), each climbing on its own; a start's decodes are
+            pooled over its paths.
     Returns:
         every decode (with its start, step, validity, true and predicted property and
         Tanimoto similarity to the start molecule) and the decode counts.
@@ -196,24 +199,27 @@ def optimize(vae: TrainedVAE, objective: str, starts: Sequence[str] | None = Non
         raise SeqVAEError(f"start molecule {starts[i]!r} is {reason}")
     if not starts and from_prior < 1:
         raise SeqVAEError("nothing to optimise: give start molecules or --from-prior N")
+    if restarts < 1:
+        raise SeqVAEError("restarts must be at least 1")
     column = TARGET_PROPERTIES.index(objective)
-    codes = [vae.encode(starts, check=False)] if starts else []
+    codes = [_start_codes(vae, starts, restarts, seed)] if starts else []
     if from_prior:
         codes.append(vae.prior_codes(from_prior, seed=seed))
-    names = [canonical(s) for s in starts] + [f"prior:{i}" for i in range(from_prior)]
-    start_fps = fingerprints([canonical(s) for s in starts]) if starts else None
+    molecules = [canonical(s) for s in starts] * restarts      # the start of each path
+    names = molecules + [f"prior:{i}" for i in range(from_prior)]
+    start_fps = fingerprints(molecules) if starts else None
 
     device = vae.model.device
     z = torch.tensor(np.concatenate(codes), device=device, requires_grad=True)
     optimizer = torch.optim.Adam([z], lr=lr)
     result = OptimizationResult(objective)
-    result.start_values = {name: _true_properties(name)[column] for name in names[:len(starts)]}
+    result.start_values = {name: _true_properties(name)[column] for name in molecules}
     for p in vae.model.parameters():  # only z moves
         p.requires_grad_(False)
     checkpoints = sorted(set(range(0, steps + 1, max(1, decode_every))) | {steps})
     for step in tqdm(range(steps + 1), disable=not progress, unit="step", desc=f"optimising {objective}"):
         if step in checkpoints:
-            _decode_and_score(vae, z.detach(), step, names, start_fps, len(starts), column,
+            _decode_and_score(vae, z.detach(), step, names, start_fps, len(molecules), column,
                               samples_per_point, temperature, seed + step, result)
         if step == steps:
             break
@@ -225,6 +231,16 @@ def optimize(vae: TrainedVAE, objective: str, starts: Sequence[str] | None = Non
     for p in vae.model.parameters():
         p.requires_grad_(True)
     return result
+
+
+def _start_codes(vae: TrainedVAE, starts: Sequence[str], restarts: int, seed: int) -> np.ndarray:
+    """(restarts * len(starts), D) codes: the posterior means, then ``restarts - 1`` rounds of
+    draws from each posterior, in that order."""
+    mu, logvar = vae.encode_posterior(starts, check=False)
+    rng = np.random.default_rng(seed)
+    draws = [mu + np.exp(0.5 * logvar) * rng.standard_normal(mu.shape).astype(np.float32)
+             for _ in range(restarts - 1)]
+    return np.concatenate([mu, *draws]).astype(np.float32)
 
 
 @lru_cache(maxsize=200_000)

@@ -7,6 +7,7 @@ import torch
 import seqvae
 from seqvae.cli import main
 from seqvae.errors import SeqVAEError
+from seqvae.molecules.chemistry import canonical
 from seqvae.molecules.optimization import (
     CSV_FIELDS,
     constrained_summary,
@@ -43,6 +44,23 @@ def test_gradient_ascent_raises_the_prediction_and_counts_every_decode(vae):
     assert [b["true_property"] for b in best] == sorted((b["true_property"] for b in best),
                                                         reverse=True)
     assert all(b["similarity"] >= 0.3 for b in r.best(k=5, similarity_min=0.3))
+
+
+def test_restarts_climb_from_the_mean_and_from_posterior_draws(vae, monkeypatch):
+    seen = _codes_at_each_decode(monkeypatch)
+    r = optimize(vae, "qed", starts=STARTS, steps=2, lr=0.5, decode_every=2,
+                 samples_per_point=1, restarts=3, seed=4)
+    assert r.decodes == len(r.rows) == 3 * len(STARTS) * 2 * (1 + 1)    # paths x points x decodes
+    assert {row["start"] for row in r.rows} == set(r.start_values) == set(map(canonical, STARTS))
+    mu = torch.from_numpy(vae.encode(STARTS))
+    first = seen[0]                                                        # (3 * 2, D)
+    assert torch.allclose(first[:2], mu, atol=1e-6)                       # path 1: the means
+    assert not torch.allclose(first[2:4], mu) and not torch.allclose(first[2:4], first[4:])
+    one = optimize(vae, "qed", starts=STARTS, steps=2, lr=0.5, decode_every=2,
+                   samples_per_point=1, seed=4)
+    assert one.decodes == len(STARTS) * 2 * 2
+    with pytest.raises(SeqVAEError, match="restarts"):
+        optimize(vae, "qed", starts=STARTS, restarts=0)
 
 
 def _codes_at_each_decode(monkeypatch):
