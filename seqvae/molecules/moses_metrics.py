@@ -222,12 +222,9 @@ def nearest_neighbour_similarity(fps: np.ndarray, reference: np.ndarray, rows: i
     reference, b_bits = reference[order], b_bits[order]
     a_bits = torch.from_numpy(fps.sum(1, dtype=np.float32))
     best = torch.full((len(fps),), -1.0)
-    groups: dict[int, tuple[Tensor, Tensor]] = {}
+    groups = {c: _bit_count_groups(b_bits[c:c + columns])
+              for c in range(0, len(reference), columns)}
     for r, c, counts in _count_blocks(fps, reference, rows, columns):
-        if c not in groups:   # the distinct bit counts of this column block, and each column's
-            values, group = np.unique(b_bits[c:c + columns], return_inverse=True)
-            groups = {c: (torch.from_numpy(group.astype(np.int64)),
-                          torch.from_numpy(values.astype(np.float32)))}
         group, b = groups[c]
         n = counts.size(0)
         most = torch.zeros(n, len(b), dtype=counts.dtype).scatter_reduce_(
@@ -237,6 +234,13 @@ def nearest_neighbour_similarity(fps: np.ndarray, reference: np.ndarray, rows: i
         sims = torch.where((a == 0) & (b == 0), 1.0, sims)
         torch.maximum(best[r:r + n], sims.amax(dim=1), out=best[r:r + n])
     return float(best.double().mean())
+
+
+def _bit_count_groups(bit_counts: np.ndarray) -> tuple[Tensor, Tensor]:
+    """For a column block's bit counts (m,): each column's group (m,) and the distinct bit
+    count of each group (groups,)."""
+    values, group = np.unique(bit_counts, return_inverse=True)
+    return torch.from_numpy(group.astype(np.int64)), torch.from_numpy(values.astype(np.float32))
 
 
 def fragments(mol: Chem.Mol) -> list[str]:

@@ -205,15 +205,16 @@ def optimize(vae: TrainedVAE, objective: str, starts: Sequence[str] | None = Non
     codes = [_start_codes(vae, starts, restarts, seed)] if starts else []
     if from_prior:
         codes.append(vae.prior_codes(from_prior, seed=seed))
-    molecules = [canonical(s) for s in starts] * restarts      # the start of each path
+    unique_starts = [canonical(s) for s in starts]
+    molecules = unique_starts * restarts                       # the start of each path
     names = molecules + [f"prior:{i}" for i in range(from_prior)]
-    start_fps = fingerprints(molecules) if starts else None
+    start_fps = np.tile(fingerprints(unique_starts), (restarts, 1)) if starts else None
 
     device = vae.model.device
     z = torch.tensor(np.concatenate(codes), device=device, requires_grad=True)
     optimizer = torch.optim.Adam([z], lr=lr)
     result = OptimizationResult(objective)
-    result.start_values = {name: _true_properties(name)[column] for name in molecules}
+    result.start_values = {name: _true_properties(name)[column] for name in unique_starts}
     for p in vae.model.parameters():  # only z moves
         p.requires_grad_(False)
     checkpoints = sorted(set(range(0, steps + 1, max(1, decode_every))) | {steps})
@@ -240,7 +241,7 @@ def _start_codes(vae: TrainedVAE, starts: Sequence[str], restarts: int, seed: in
     rng = np.random.default_rng(seed)
     draws = [mu + np.exp(0.5 * logvar) * rng.standard_normal(mu.shape).astype(np.float32)
              for _ in range(restarts - 1)]
-    return np.concatenate([mu, *draws]).astype(np.float32)
+    return np.concatenate([mu, *draws])
 
 
 @lru_cache(maxsize=200_000)
