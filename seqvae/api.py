@@ -83,6 +83,9 @@ class TrainedVAE:
         c = self.config.model
         if self.prior == "standard":
             return "N(0, I)"
+        if c.learned_prior:
+            return (f"a RealNVP flow ({c.learned_prior} couplings of {c.learned_prior_hidden} "
+                    "units) learned with the model")
         if c.latent_prior == "mixture":
             return f"a mixture of {c.prior_components} Gaussians fitted to the training codes"
         return (f"a RealNVP flow ({c.prior_layers} couplings of {c.prior_hidden} units) fitted "

@@ -78,6 +78,12 @@ class ModelConfig:
     tie_weights: bool = _f(False, "tie the output projection to the embedding (Press & Wolf 2017)")
     property_head: int = _f(0, "SMILES: hidden units of an MLP on z predicting logP, QED, SA and "
                             "penalised logP, trained jointly (Gómez-Bombarelli et al. 2018); 0: none")
+    learned_prior: int = _f(0, "coupling layers of a RealNVP prior p(z) learned with the model "
+                            "instead of N(0, I), so that the prior follows the aggregate "
+                            "posterior and prior samples land where codes of real sequences "
+                            "are (a learned prior: Tomczak & Welling 2018; a flow prior: Chen "
+                            "et al. 2017); the KL becomes a one-sample estimate; 0: N(0, I)")
+    learned_prior_hidden: int = _f(256, "hidden units of each coupling of --learned-prior")
     latent_prior: str = _f("standard", "what prior samples are drawn from: N(0, I), or a density "
                            "fitted to the training codes after training by seqvae fit-prior "
                            "(a Gaussian mixture or a RealNVP flow)",
@@ -196,7 +202,8 @@ class Config:
                                   "max_val_examples", "early_stopping", "log_every",
                                   "save_every", "threads")}
         non_negative = {"model": ("embedding_dim", "latent_dim", "property_head",
-                                  "prior_components", "prior_layers", "prior_hidden"),
+                                  "prior_components", "prior_layers", "prior_hidden",
+                                  "learned_prior"),
                         "objective": ("kl_weight", "kl_start_step", "free_bits", "property_weight",
                                       "ae_pretrain_steps", "target_kl", "target_kl_lr",
                                       "target_kl_kp"),
@@ -216,6 +223,11 @@ class Config:
                 value = getattr(getattr(self, section), name)
                 if value < 0:
                     raise SeqVAEError(f"{flag(name)} must not be negative, not {value}")
+        if self.model.learned_prior and self.model.latent_dim == 0:
+            raise SeqVAEError("--learned-prior needs a latent: --latent-dim must be at least 1")
+        if self.model.learned_prior and self.model.learned_prior_hidden < 1:
+            raise SeqVAEError("--learned-prior-hidden must be at least 1, not "
+                              f"{self.model.learned_prior_hidden}")
         if self.train.epochs is None and self.train.max_steps is None:
             raise SeqVAEError("--epochs none needs --max-steps: the run would never end")
         for section, names in shares.items():

@@ -24,7 +24,7 @@ from .api import TrainedVAE
 from .data import TokenizedSplit, collate
 from .decoding import decode
 from .errors import SeqVAEError
-from .gaussian import gaussian_kl, reparameterize
+from .gaussian import reparameterize
 from .logs import to_stderr
 from .metrics import (
     active_units,
@@ -80,14 +80,16 @@ def evaluate_sequences(vae: TrainedVAE, split: TokenizedSplit, k: int = 500, see
                                             z.reshape(B * s, -1)).view(B, s)
 
         iw, log_lik = importance_weighted_log_likelihood(
-            log_likelihood, mu, logvar, k, chunk=max(1, ROWS_PER_CALL // B), generator=generator)
+            log_likelihood, mu, logvar, k, chunk=max(1, ROWS_PER_CALL // B), generator=generator,
+            prior_log_prob=model.prior_log_prob if model.has_learned_prior else None)
         sums["iw"] += iw.sum().item()
         sums["log_lik"] += log_lik.sum().item()
-        sums["kl"] += gaussian_kl(mu, logvar).sum().item()
+        z = reparameterize(mu, logvar, generator=generator)
+        sums["kl"] += model.kl(mu, logvar, z).sum().item()
         sums["tokens"] += int((lengths - 1).sum())
         mus.append(mu.cpu())
         logvars.append(logvar.cpu())
-        samples.append(reparameterize(mu, logvar, generator=generator).cpu())
+        samples.append(z.cpu())
         greedy = decode(model, mu, tok.bos_id, tok.eos_id, tok.pad_id, method="greedy",
                         max_len=int(lengths.max()) + 10)
         references.extend(_strip(row, tok.eos_id, tok.pad_id) for row in tokens[:, 1:].tolist())

@@ -37,6 +37,7 @@ def log_standard_normal(z: Tensor) -> Tensor:
 def importance_weighted_log_likelihood(
         log_likelihood: Callable[[Tensor], Tensor], mu: Tensor, logvar: Tensor, k: int,
         chunk: int | None = None, generator: torch.Generator | None = None,
+        prior_log_prob: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Estimate log p(x) by importance sampling from q(z|x) (Burda et al. 2016).
 
@@ -53,6 +54,8 @@ def importance_weighted_log_likelihood(
             The k samples are split into as few calls as that allows, of nearly equal size
             (k = 100 at most 32 a call: 25 + 25 + 25 + 25, not 32 + 32 + 32 + 4, whose last
             small call would run the decoder at a fraction of its speed).
+        prior_log_prob: log p(z) of rows of codes, (N, D) -> (N,); None: N(0, I). A model
+            trained with a learned prior passes its own (``SeqVAE.prior_log_prob``).
     Returns:
         iw: (B,) the k-sample estimate of log p(x);
         expected_log_likelihood: (B,) the mean of log p(x|z_i) over the k samples, an
@@ -66,7 +69,9 @@ def importance_weighted_log_likelihood(
         eps = torch.randn(B, s, D, generator=generator, device=mu.device, dtype=mu.dtype)
         z = reparameterize(mu.unsqueeze(1), logvar.unsqueeze(1), eps)     # (B, s, D)
         log_lik = log_likelihood(z)                                          # (B, s)
-        log_weights.append(log_lik + log_standard_normal(z)
+        log_prior = (log_standard_normal(z) if prior_log_prob is None
+                     else prior_log_prob(z.reshape(B * s, D)).view(B, s))
+        log_weights.append(log_lik + log_prior
                            - log_normal_diag(z, mu.unsqueeze(1), logvar.unsqueeze(1)))
         log_liks.append(log_lik)
     log_w = torch.cat(log_weights, dim=1)                                    # (B, k)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from .cells import State, make_cell
 from .config import ModelConfig
 from .cross_entropy import linear_cross_entropy
-from .gaussian import reparameterize
+from .gaussian import gaussian_kl, reparameterize, standard_normal_log_prob
 from .latent_flow import RealNVP
 from .mixture_prior import GaussianMixture
 from .molecules.property_head import PropertyHead
@@ -28,11 +28,18 @@ class VAEOutput(NamedTuple):
     logvar: Tensor               # (B, D)
     z: Tensor                    # (B, D)
     logits: Tensor | None = None  # (B, T-1, V) scores for tokens[:, 1:], if asked for
+    # With a learned prior (--learned-prior): log p(z) (B,), differentiable in z and in the
+    # prior's parameters, and log p(z.detach()) (B,), which fits the prior to the codes alone
+    # (seqvae.objective.training_loss). None under N(0, I).
+    prior_log_prob: Tensor | None = None
+    prior_fit_log_prob: Tensor | None = None
 
 
 def make_latent_prior(config: ModelConfig) -> GaussianMixture | RealNVP | None:
-    """The module of a fitted prior, with the sizes the config records (weights loaded after);
-    None for the standard N(0, I)."""
+    """The module of a learned or fitted prior, with the sizes the config records (weights
+    loaded after); None for the standard N(0, I)."""
+    if config.learned_prior:
+        return RealNVP(config.latent_dim, config.learned_prior, config.learned_prior_hidden)
     if config.latent_prior == "mixture":
         return GaussianMixture(config.latent_dim, config.prior_components)
     if config.latent_prior == "flow":
@@ -73,8 +80,9 @@ class SeqVAE(nn.Module):
         self.property_head = None
         if c.property_head:
             self.property_head = PropertyHead(c.latent_dim, c.property_head)
-        # A density fitted to the aggregate posterior after training (seqvae fit-prior);
-        # sampling draws from it instead of N(0, I). Buffers only: training never touches it.
+        # A density fitted to the aggregate posterior after training (seqvae fit-prior), which
+        # training never touches, or a flow learned with the model (--learned-prior), the p(z)
+        # of its ELBO. Sampling draws from either instead of N(0, I).
         self.latent_prior = make_latent_prior(c) if self.has_latent else None
         if c.tie_weights:
             # Project to the embedding size, then score against the embedding matrix.
@@ -108,6 +116,34 @@ class SeqVAE(nn.Module):
         """False for ``latent_dim == 0``: the same decoder trained as a language model, the
         baseline a VAE's likelihood is compared with. Its z is (B, 0) and its KL zero."""
         return self.config.latent_dim > 0
+
+    @property
+    def has_learned_prior(self) -> bool:
+        """True when p(z) is a flow trained with the model (``--learned-prior``), False for
+        N(0, I) (a flow fitted after training by ``seqvae fit-prior`` is only for sampling:
+        the model was trained, and its ELBO is measured, under N(0, I))."""
+        return self.has_latent and self.config.learned_prior > 0
+
+    def prior_log_prob(self, z: Tensor) -> Tensor:
+        """log p(z) under the prior the model is trained with: (N, D) -> (N,) fp32.
+
+        The learned flow runs in fp32 even under bf16 autocast: its log-determinant sums
+        D x layers scales, which bf16 would blur by a good fraction of a nat."""
+        if not self.has_learned_prior:
+            return standard_normal_log_prob(z)
+        with torch.autocast(z.device.type, enabled=False):
+            return self.latent_prior.log_prob(z.float())
+
+    def kl(self, mu: Tensor, logvar: Tensor, z: Tensor) -> Tensor:
+        """KL(q(z|x) || p(z)) per sequence, nats: (B, D) each -> (B,).
+
+        Under N(0, I) the exact value (z unused). Under a learned prior the analytic KL to
+        N(0, I) plus log N(z; 0, I) - log p(z) at the sample z ~ q(z|x): an unbiased one-sample
+        estimate of E_q[log q(z|x) - log p(z)] with less variance than the plain one."""
+        kl = gaussian_kl(mu, logvar).sum(-1)
+        if self.has_learned_prior:
+            kl = kl + standard_normal_log_prob(z) - self.prior_log_prob(z)
+        return kl
 
     @property
     def device(self) -> torch.device:
@@ -240,4 +276,7 @@ class SeqVAE(nn.Module):
         states, _ = self.decoder_states(decoder_inputs, z)              # (B, T-1, H)
         rec = self.sequence_nll(states, tokens[:, 1:])
         logits = self.project(states) if return_logits else None
-        return VAEOutput(rec, mu, logvar, z, logits)
+        prior, prior_fit = None, None
+        if self.has_learned_prior:
+            prior, prior_fit = self.prior_log_prob(z), self.prior_log_prob(z.detach())
+        return VAEOutput(rec, mu, logvar, z, logits, prior, prior_fit)

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from .config import ObjectiveConfig
 from .data import Batch
-from .gaussian import gaussian_kl
+from .gaussian import gaussian_kl, standard_normal_log_prob
 from .model import VAEOutput
 from .molecules.property_head import property_loss
 
@@ -48,16 +48,22 @@ class LossTerms:
     beta: float                      # the schedule's KL weight at this step
     property: Tensor | None = None   # scalar: the property head's MSE, if there is a head
     kl_weight: float | None = None   # the weight the KL entered with (None: beta)
+    # (B,) log N(z; 0, I) - log p(z) under a learned prior: what the KL to the learned prior
+    # adds to the analytic KL to N(0, I) (None: N(0, I))
+    prior_gap: Tensor | None = None
 
     def mean_kl(self) -> Tensor:
-        """scalar: the batch-mean KL per sequence, nats (no free bits)."""
-        return self.kl_per_dim.sum(1).mean()
+        """scalar: the batch-mean KL per sequence, nats (no free bits); with a learned prior
+        its one-sample estimate."""
+        kl = self.kl_per_dim.sum(1).mean()
+        return kl if self.prior_gap is None else kl + self.prior_gap.mean()
 
     def detached(self) -> "LossTerms":
+        def detach(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.detach()
         return LossTerms(self.loss.detach(), self.rec.detach(), self.kl_per_dim.detach(),
-                         self.kl_term.detach(), self.beta,
-                         None if self.property is None else self.property.detach(),
-                         self.kl_weight)
+                         self.kl_term.detach(), self.beta, detach(self.property),
+                         self.kl_weight, detach(self.prior_gap))
 
 
 def training_loss(out: VAEOutput, batch: Batch, beta: float, objective: ObjectiveConfig,
@@ -70,6 +76,14 @@ def training_loss(out: VAEOutput, batch: Batch, beta: float, objective: Objectiv
     with w = beta, or with ``--target-kl`` w = min(beta, rate_weight). A negative w multiplies
     the plain batch-mean KL instead: free bits stop the KL from being pushed down, and must not
     stop it from being pushed up.
+
+    With a learned prior p(z) (``out.prior_log_prob`` set), the KL is the analytic KL to
+    N(0, I) plus mean_b [log N(z_b; 0, I) - log p(z_b)] (free bits apply to the first part
+    only), and the loss gains - (1 - w) * mean_b log p(z_b.detach()). The encoder thus sees the
+    KL at weight w, while the prior's parameters always receive the gradient of
+    - log p(z) at weight 1: maximum likelihood on the codes, as in the ELBO (w = 1), whatever
+    the KL weight. A negative w, which rewards information in the code, would otherwise train
+    the prior to push its density away from the codes.
 
     Args:
         out: the model's forward pass on ``batch`` (``SeqVAE.forward``).
@@ -85,15 +99,21 @@ def training_loss(out: VAEOutput, batch: Batch, beta: float, objective: Objectiv
     weight = beta
     if objective.target_kl > 0 and rate_weight is not None:
         weight = min(beta, rate_weight)
-    if weight >= 0:
-        loss = out.rec.mean() + weight * kl_term
-    else:
-        loss = out.rec.mean() + weight * kl_per_dim.sum(1).mean()
+    kl = kl_term if weight >= 0 else kl_per_dim.sum(1).mean()
+    gap = None
+    if out.prior_log_prob is not None:
+        gap = standard_normal_log_prob(out.z) - out.prior_log_prob
+        kl = kl + gap.mean()
+    loss = out.rec.mean() + weight * kl
+    if gap is not None:
+        loss = loss - (1.0 - weight) * out.prior_fit_log_prob.mean()
     prop = None
     if batch.targets is not None and property_head is not None:
         prop = property_loss(property_head(out.z), batch.targets)
         loss = loss + objective.property_weight * prop
-    return LossTerms(loss, out.rec, kl_per_dim, kl_term, beta, prop, weight)
+    if gap is not None:
+        kl_term = kl_term + gap.mean()
+    return LossTerms(loss, out.rec, kl_per_dim, kl_term, beta, prop, weight, gap)
 
 
 def selection_score(rec: float, kl: float, target_kl: float = 0.0) -> float:

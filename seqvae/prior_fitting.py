@@ -90,6 +90,10 @@ def add_fitted_prior(checkpoint: str | Path, out: str | Path, kind: str = "flow"
     loaded = load_checkpoint(checkpoint, resolve_device(device))
     vae = TrainedVAE(loaded.config, loaded.tokenizer, loaded.model, prior="standard")
     vae.require_latent("fit a prior")
+    if vae.model.has_learned_prior:
+        raise SeqVAEError(f"{checkpoint} was trained with a learned prior (--learned-prior "
+                          f"{vae.config.model.learned_prior}), which is already fitted to its "
+                          "codes and is the p(z) of its ELBO; sample from it as it is")
     data = vae.corpus(log=log)
     if not len(data.splits.get("valid", [])):
         raise SeqVAEError(f"{checkpoint}: its corpus has no validation split to judge the "

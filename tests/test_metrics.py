@@ -248,3 +248,27 @@ def test_unigram_f1_by_hand():
     # one match in 2 + 4 tokens; the repeated 1 is clipped to its single count in the reference
     assert unigram_f1([1, 2], [1, 1, 5, 6]) == pytest.approx(2 * 1 / 6)
     assert unigram_f1([1], []) == 0.0 and unigram_f1([1], [2]) == 0.0
+
+
+def test_iw_takes_the_models_own_prior():
+    # the same linear-Gaussian model under the prior N(c, I): x ~ N(b + W c, W W^T + s2 I), and
+    # the exact posterior moves by c minus what W c explains; IW_1 is exact again
+    model = LinearGaussian(20)
+    c = torch.tensor([1.0, -0.5], dtype=torch.float64)
+    precision = 1 + (model.W ** 2).sum(0) / model.s2
+    mu = c + ((model.x - model.b - model.W @ c) @ model.W / model.s2) / precision
+    logvar = (-precision.log()).expand_as(mu)
+    cov = model.W @ model.W.T + model.s2 * torch.eye(3, dtype=torch.float64)
+    truth = torch.distributions.MultivariateNormal(model.b + model.W @ c, cov).log_prob(model.x)
+
+    def shifted_prior(z):                                   # (N, 2) -> (N,)
+        assert z.dim() == 2
+        return log_normal_diag(z, c, torch.zeros(2, dtype=torch.float64))
+    iw, _ = importance_weighted_log_likelihood(model.log_likelihood, mu, logvar, k=3, chunk=2,
+                                               generator=torch.Generator().manual_seed(0),
+                                               prior_log_prob=shifted_prior)
+    assert torch.allclose(iw, truth, atol=1e-9)
+    # under N(0, I) the same q and x give another (wrong) value
+    plain, _ = importance_weighted_log_likelihood(model.log_likelihood, mu, logvar, k=3,
+                                                  generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(plain, truth, atol=1e-3)

@@ -222,3 +222,39 @@ def test_weight_drop_is_one_recurrent_mask_per_pass_in_training_only():
     # The model passes the setting to its decoder only.
     model = tiny(weight_drop=0.3)
     assert model.decoder.weight_drop == 0.3 and model.encoder.weight_drop == 0.0
+
+
+def test_a_learned_prior_starts_at_n01_and_its_kl_follows_the_flow():
+    from seqvae.gaussian import gaussian_kl, standard_normal_log_prob
+    model = tiny(learned_prior=2, learned_prior_hidden=8).train()
+    tokens, lengths = batch([5, 3, 6])
+    out = model(tokens, lengths)
+    # an unfitted flow is the identity: log p(z) = log N(z; 0, I), the KL the analytic one
+    assert torch.allclose(out.prior_log_prob, standard_normal_log_prob(out.z), atol=1e-6)
+    assert torch.allclose(model.kl(out.mu, out.logvar, out.z),
+                          gaussian_kl(out.mu, out.logvar).sum(-1), atol=1e-5)
+    out.rec.sum().add(-out.prior_log_prob.sum()).backward()
+    flow_grads = [p.grad for p in model.latent_prior.parameters()]
+    assert any(g is not None and g.abs().sum() > 0 for g in flow_grads)   # it trains
+    with torch.no_grad():
+        for p in model.latent_prior.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    z = out.z.detach()
+    expected = (gaussian_kl(out.mu, out.logvar).sum(-1) + standard_normal_log_prob(z)
+                - model.latent_prior.log_prob(z))
+    kl = model.kl(out.mu, out.logvar, z)
+    assert torch.allclose(kl, expected, atol=1e-5)
+    assert not torch.allclose(kl, gaussian_kl(out.mu, out.logvar).sum(-1), atol=1e-3)
+    # under bf16 autocast the flow still scores in fp32
+    exact = model.latent_prior.log_prob(z)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scored = model.prior_log_prob(z)
+    assert scored.dtype == torch.float32 and torch.allclose(scored, exact, atol=1e-5)
+
+
+def test_without_a_learned_prior_the_kl_is_analytic_and_the_output_has_no_prior():
+    from seqvae.gaussian import gaussian_kl
+    model = tiny()
+    out = model(*batch([4, 5]))
+    assert out.prior_log_prob is None and not model.has_learned_prior
+    assert torch.equal(model.kl(out.mu, out.logvar, out.z), gaussian_kl(out.mu, out.logvar).sum(-1))

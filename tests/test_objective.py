@@ -161,7 +161,8 @@ def test_training_loss_takes_the_lower_of_beta_and_the_controllers_weight():
     from seqvae.objective import training_loss
     mu = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
     logvar = torch.zeros(2, 2)
-    out = SimpleNamespace(mu=mu, logvar=logvar, rec=torch.tensor([10.0, 6.0]), z=mu)
+    out = SimpleNamespace(mu=mu, logvar=logvar, rec=torch.tensor([10.0, 6.0]), z=mu,
+                          prior_log_prob=None)
     batch = SimpleNamespace(targets=None)
     # KL per sequence: 0.5 * mu^2 summed = 2.0 and 0.0, mean 1.0; rec mean 8.0
     plain = training_loss(out, batch, beta=0.5, objective=ObjectiveConfig())
@@ -187,7 +188,8 @@ def test_a_negative_weight_rewards_every_dimensions_kl_free_bits_or_not():
     from seqvae.config import ObjectiveConfig
     from seqvae.objective import training_loss
     mu = torch.tensor([[1.0, 0.2]], requires_grad=True)
-    out = SimpleNamespace(mu=mu, logvar=torch.zeros(1, 2), rec=torch.tensor([3.0]), z=mu)
+    out = SimpleNamespace(mu=mu, logvar=torch.zeros(1, 2), rec=torch.tensor([3.0]), z=mu,
+                          prior_log_prob=None)
     # KL per dimension 0.5 and 0.02; the second is below the free-bits floor of 0.1
     terms = training_loss(out, SimpleNamespace(targets=None), 1.0,
                           ObjectiveConfig(target_kl=5.0, free_bits=0.1), rate_weight=-0.5)
@@ -218,7 +220,8 @@ def test_training_loss_property_term_and_detached_terms_by_hand():
     from seqvae.objective import training_loss
     mu = torch.tensor([[1.0, 0.0], [0.0, 2.0]], requires_grad=True)
     logvar = torch.zeros(2, 2)
-    out = SimpleNamespace(mu=mu, logvar=logvar, rec=torch.tensor([4.0, 2.0]), z=mu)
+    out = SimpleNamespace(mu=mu, logvar=logvar, rec=torch.tensor([4.0, 2.0]), z=mu,
+                          prior_log_prob=None)
     head = torch.nn.Linear(2, 1, bias=False)
     with torch.no_grad():
         head.weight.fill_(1.0)                     # predicts z_1 + z_2: 1 and 2
@@ -263,3 +266,33 @@ def test_standard_normal_log_prob_by_hand():
     log_2pi = 1.8378770664093453
     expected = torch.tensor([-log_2pi, -2.5 - log_2pi])
     assert torch.allclose(standard_normal_log_prob(z), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("rate_weight, weight", [(None, 0.5), (-0.5, -0.5)])
+def test_a_learned_prior_enters_the_kl_and_is_fitted_at_weight_one(rate_weight, weight):
+    from types import SimpleNamespace
+
+    from seqvae.config import ObjectiveConfig
+    from seqvae.gaussian import standard_normal_log_prob
+    from seqvae.objective import training_loss
+    theta = torch.tensor(0.3, requires_grad=True)    # the prior's one parameter
+    mu = torch.tensor([[1.0, 0.0]], requires_grad=True)
+
+    def log_prior(z):     # log p(z) = log N(z; 0, I) - theta |z|^2 (unnormalised: a hand check)
+        return standard_normal_log_prob(z) - theta * z.pow(2).sum(-1)
+    out = SimpleNamespace(mu=mu, logvar=torch.zeros(1, 2), rec=torch.tensor([3.0]), z=mu,
+                          prior_log_prob=log_prior(mu), prior_fit_log_prob=log_prior(mu.detach()))
+    objective = ObjectiveConfig(target_kl=5.0 if rate_weight is not None else 0.0)
+    terms = training_loss(out, SimpleNamespace(targets=None), 0.5, objective,
+                          rate_weight=rate_weight)
+    # analytic KL to N(0, I) 0.5, plus log N(z) - log p(z) = theta |z|^2 = 0.3
+    assert terms.mean_kl().item() == pytest.approx(0.8)
+    assert terms.prior_gap.tolist() == pytest.approx([0.3])
+    log_n = -0.5 - math.log(2 * math.pi)
+    assert terms.loss.item() == pytest.approx(3.0 + weight * 0.8 - (1 - weight) * (log_n - 0.3))
+    terms.loss.backward()
+    # the prior is fitted by maximum likelihood whatever the KL weight: d(-log p)/dtheta = |z|^2
+    assert theta.grad.item() == pytest.approx(1.0)
+    # the encoder sees the KL at the weight: d/dmu (0.5 mu^2 + theta mu^2) = mu + 0.6 mu
+    assert mu.grad[0].tolist() == pytest.approx([weight * 1.6, 0.0])
+    assert terms.detached().prior_gap.requires_grad is False

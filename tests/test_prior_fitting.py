@@ -124,3 +124,40 @@ def test_prior_log_prob_follows_the_prior_in_use(fitted_flow):
     assert torch.allclose(log_p.detach(), fitted.model.latent_prior.log_prob(z).detach())
     log_p.sum().backward()                                  # optimisation's penalty needs it
     assert z.grad is not None and torch.isfinite(z.grad).all()
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    """A tiny SMILES VAE trained with a learned flow prior (--learned-prior 2)."""
+    from conftest import DATA, _train_tiny
+    return _train_tiny(tmp_path_factory, "learned_prior", DATA / "moses_test_sample.smi",
+                       model={"learned_prior": 2, "learned_prior_hidden": 8})
+
+
+def test_a_learned_prior_trains_with_the_model_and_is_sampled(learned):
+    from seqvae.gaussian import standard_normal_log_prob
+    vae = seqvae.load(learned / "model.pt")
+    assert vae.prior == "fitted" and "learned with the model" in vae.prior_description
+    z = torch.randn(16, vae.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        log_p = vae.prior_log_prob(z)
+        # training moved the flow off its starting point, the identity (N(0, I))
+        assert not torch.allclose(log_p, standard_normal_log_prob(z), atol=1e-3)
+        assert torch.allclose(log_p, vae.model.prior_log_prob(z), atol=1e-6)
+    assert len(vae.sample(5, seed=0)) == 5
+    codes = vae.prior_codes(500, seed=1)
+    assert abs(float(codes.std()) - 1.0) > 1e-4        # the flow's samples, not N(0, I)'s
+
+
+def test_fit_prior_refuses_a_model_with_a_learned_prior(learned, tmp_path, capsys):
+    assert main(["fit-prior", str(learned / "model.pt"), "-o", str(tmp_path / "x.pt")]) != 0
+    assert "trained with a learned prior" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_learned_prior_survives_half_precision_export(learned, tmp_path):
+    half = seqvae.load(export_half_precision(learned / "model.pt", tmp_path / "half.pt"))
+    full = seqvae.load(learned / "model.pt")
+    z = torch.randn(20, full.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(half.prior_log_prob(z), full.prior_log_prob(z), atol=0.05)

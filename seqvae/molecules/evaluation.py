@@ -21,7 +21,7 @@ from ..api import TrainedVAE
 from ..corpora import load_corpus
 from ..corpus_files import Corpus
 from ..files import atomic_write, cache_dir
-from ..gaussian import gaussian_kl
+from ..gaussian import reparameterize
 from ..logs import to_stderr
 from ..parallel import parallel_map
 from ..plots import plot_property_distributions
@@ -143,7 +143,11 @@ def reconstruction_metrics(vae: TrainedVAE, molecules: Sequence[str],
     KL(q(z|x) || p(z)): the rate the codes carry."""
     greedy = greedy_reconstruction(vae, molecules)
     mu, logvar = vae.encode_posterior(molecules, check=False)
-    kl = gaussian_kl(torch.from_numpy(mu), torch.from_numpy(logvar)).sum(dim=1)
+    device = vae.model.device
+    mu, logvar = torch.from_numpy(mu).to(device), torch.from_numpy(logvar).to(device)
+    with torch.no_grad():   # z matters only under a learned prior (SeqVAE.kl)
+        z = reparameterize(mu, logvar, generator=torch.Generator(device).manual_seed(seed))
+        kl = vae.model.kl(mu, logvar, z)
     result = {"reconstruction": greedy["share"], "reconstructed_molecules": greedy["molecules"],
               "kl": float(kl.mean())}
     if n_stochastic:

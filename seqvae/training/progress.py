@@ -37,7 +37,7 @@ class Progress:
         run, state = self.run, self.run.state
         self.bar.update(1)
         self.sums["rec"] += terms.rec.mean().item()
-        self.sums["kl"] += terms.kl_per_dim.sum(1).mean().item()
+        self.sums["kl"] += terms.mean_kl().item()
         self.sums["loss"] += terms.loss.item()
         self.sums["tokens"] += int((batch.lengths - 1).sum())
         self.n += 1

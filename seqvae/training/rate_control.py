@@ -21,7 +21,7 @@ import torch
 
 from ..config import Config
 from ..data import TokenizedSplit, collate
-from ..gaussian import gaussian_kl
+from ..gaussian import reparameterize
 from ..model import SeqVAE
 from ..objective import LossTerms, next_rate_control
 
@@ -45,12 +45,14 @@ def make_probe(split: TokenizedSplit, device: torch.device, seed: int) -> RatePr
 
 @torch.no_grad()
 def held_out_kl(model: SeqVAE, probe: RateProbe) -> float:
-    """The batch-mean KL of q(z|x) on the probe, with dropout off (nats per sequence)."""
+    """The batch-mean KL of q(z|x) on the probe, with dropout off (nats per sequence); under
+    a learned prior its one-sample estimate, at the same seeded draws each time."""
     was_training = model.training
     model.eval()
     mu, logvar = model.forward_encoder(probe.tokens, probe.lengths)
     model.train(was_training)
-    return float(gaussian_kl(mu, logvar).sum(1).mean())
+    z = reparameterize(mu, logvar, generator=torch.Generator(mu.device).manual_seed(0))
+    return float(model.kl(mu, logvar, z).mean())
 
 
 def rate_control_on(config: Config) -> bool:

@@ -8,7 +8,6 @@ import torch
 from ..api import TrainedVAE
 from ..data import TokenizedSplit, collate
 from ..devices import rng_devices
-from ..gaussian import gaussian_kl
 from ..model import SeqVAE
 from ..molecules.property_fitting import evaluate_head
 from ..molecules.property_head import format_head_metrics
@@ -39,7 +38,7 @@ def evaluate_elbo(model: SeqVAE, split: TokenizedSplit, batch_size: int = VALID_
             tokens, lengths = tokens.to(model.device), lengths.to(model.device)
             out = model(tokens, lengths)
             totals["rec"] += out.rec.sum().item()
-            totals["kl"] += gaussian_kl(out.mu, out.logvar).sum().item()
+            totals["kl"] += model.kl(out.mu, out.logvar, out.z).sum().item()
             totals["tokens"] += int((lengths - 1).sum())
     model.train(was_training)
     n = max(len(split), 1)
