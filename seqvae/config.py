@@ -78,6 +78,10 @@ class ModelConfig:
     tie_weights: bool = _f(False, "tie the output projection to the embedding (Press & Wolf 2017)")
     property_head: int = _f(0, "SMILES: hidden units of an MLP on z predicting logP, QED, SA and "
                             "penalised logP, trained jointly (Gómez-Bombarelli et al. 2018); 0: none")
+    bag_of_words: int = _f(0, "hidden units of an MLP from z to scores over the vocabulary, "
+                           "trained to predict the sequence's tokens in any order: a "
+                           "bag-of-words loss that makes z carry what the sequence says, which "
+                           "the decoder then need not guess (Zhao et al. 2017); 0: none")
     learned_prior: int = _f(0, "coupling layers of a RealNVP prior p(z) learned with the model "
                             "instead of N(0, I), so that the prior follows the aggregate "
                             "posterior and prior samples land where codes of real sequences "
@@ -112,6 +116,8 @@ class ObjectiveConfig:
     ae_pretrain_steps: int = _f(0, "train as a plain autoencoder (KL weight 0) for this many "
                                 "steps, then reset the decoder and start the KL schedule "
                                 "(Li et al. 2019); 0: off")
+    bag_of_words_weight: float = _f(1.0, "weight of the --bag-of-words loss (nats per "
+                                    "sequence) in the training loss")
     property_weight: float = _f(1.0, "weight of the property head's mean squared error "
                                 "(standardised properties) in the loss")
     target_kl: float = _f(20.0, "target rate in nats per sequence: a PI controller on the KL "
@@ -203,8 +209,9 @@ class Config:
                                   "save_every", "threads")}
         non_negative = {"model": ("embedding_dim", "latent_dim", "property_head",
                                   "prior_components", "prior_layers", "prior_hidden",
-                                  "learned_prior"),
+                                  "learned_prior", "bag_of_words"),
                         "objective": ("kl_weight", "kl_start_step", "free_bits", "property_weight",
+                                      "bag_of_words_weight",
                                       "ae_pretrain_steps", "target_kl", "target_kl_lr",
                                       "target_kl_kp"),
                         "train": ("lr", "lr_warmup_steps", "min_lr_ratio", "grad_clip")}
@@ -223,6 +230,9 @@ class Config:
                 value = getattr(getattr(self, section), name)
                 if value < 0:
                     raise SeqVAEError(f"{flag(name)} must not be negative, not {value}")
+        if self.model.bag_of_words and self.model.latent_dim == 0:
+            raise SeqVAEError("--bag-of-words predicts the tokens from z: it needs a latent "
+                              "(--latent-dim at least 1)")
         if self.model.learned_prior and self.model.latent_dim == 0:
             raise SeqVAEError("--learned-prior needs a latent: --latent-dim must be at least 1")
         if self.model.learned_prior and self.model.learned_prior_hidden < 1:

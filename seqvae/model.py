@@ -20,6 +20,7 @@ from .gaussian import gaussian_kl, reparameterize, standard_normal_log_prob
 from .latent_flow import RealNVP
 from .mixture_prior import GaussianMixture
 from .molecules.property_head import PropertyHead
+from .tokenizers import EOS_ID
 
 
 class VAEOutput(NamedTuple):
@@ -33,6 +34,7 @@ class VAEOutput(NamedTuple):
     # (seqvae.objective.training_loss). None under N(0, I).
     prior_log_prob: Tensor | None = None
     prior_fit_log_prob: Tensor | None = None
+    bag_of_words_nll: Tensor | None = None   # (B,) with --bag-of-words: SeqVAE.bag_of_words_nll
 
 
 def make_latent_prior(config: ModelConfig) -> GaussianMixture | RealNVP | None:
@@ -77,6 +79,10 @@ class SeqVAE(nn.Module):
                                  c.dropout, weight_drop=c.weight_drop)
         self.output_dropout = nn.Dropout(c.dropout)
         self.embedding_dropout = nn.Dropout(c.embedding_dropout)
+        self.bag_of_words = None
+        if c.bag_of_words and self.has_latent:
+            self.bag_of_words = nn.Sequential(nn.Linear(c.latent_dim, c.bag_of_words), nn.Tanh(),
+                                              nn.Linear(c.bag_of_words, vocab_size))
         self.property_head = None
         if c.property_head:
             self.property_head = PropertyHead(c.latent_dim, c.property_head)
@@ -144,6 +150,20 @@ class SeqVAE(nn.Module):
         if self.has_learned_prior:
             kl = kl + standard_normal_log_prob(z) - self.prior_log_prob(z)
         return kl
+
+    def bag_of_words_nll(self, z: Tensor, tokens: Tensor) -> Tensor:
+        """The bag-of-words loss (Zhao et al. 2017): -sum_t log softmax(f(z))[x_t] over each
+        sequence's tokens, in any order; <bos>, <eos> and padding left out.
+
+        Args:
+            z: (B, D). tokens: (B, T) padded ``[<bos>, ..., <eos>]`` ids.
+        Returns:
+            (B,) nats (fp32).
+        """
+        log_p = torch.log_softmax(self.bag_of_words(z).float(), dim=-1)    # (B, V)
+        words = tokens[:, 1:]
+        counted = (words != self.pad_id) & (words != EOS_ID)
+        return -(log_p.gather(1, words) * counted).sum(dim=1)
 
     @property
     def device(self) -> torch.device:
@@ -279,4 +299,5 @@ class SeqVAE(nn.Module):
         prior, prior_fit = None, None
         if self.has_learned_prior:
             prior, prior_fit = self.prior_log_prob(z), self.prior_log_prob(z.detach())
-        return VAEOutput(rec, mu, logvar, z, logits, prior, prior_fit)
+        bag = self.bag_of_words_nll(z, tokens) if self.bag_of_words is not None else None
+        return VAEOutput(rec, mu, logvar, z, logits, prior, prior_fit, bag)

@@ -51,6 +51,7 @@ class LossTerms:
     # (B,) log N(z; 0, I) - log p(z) under a learned prior: what the KL to the learned prior
     # adds to the analytic KL to N(0, I) (None: N(0, I))
     prior_gap: Tensor | None = None
+    bag_of_words: Tensor | None = None   # scalar: the bag-of-words loss, batch mean, if on
 
     def mean_kl(self) -> Tensor:
         """scalar: the batch-mean KL per sequence, nats (no free bits); with a learned prior
@@ -63,7 +64,7 @@ class LossTerms:
             return None if t is None else t.detach()
         return LossTerms(self.loss.detach(), self.rec.detach(), self.kl_per_dim.detach(),
                          self.kl_term.detach(), self.beta, detach(self.property),
-                         self.kl_weight, detach(self.prior_gap))
+                         self.kl_weight, detach(self.prior_gap), detach(self.bag_of_words))
 
 
 def training_loss(out: VAEOutput, batch: Batch, beta: float, objective: ObjectiveConfig,
@@ -72,6 +73,7 @@ def training_loss(out: VAEOutput, batch: Batch, beta: float, objective: Objectiv
     """The training loss of one batch from the model's output on it.
 
     loss = mean_b rec_b + w * free_bits_kl(KL) [+ property_weight * MSE(head(z), targets)]
+           [+ bag_of_words_weight * mean_b bag_of_words_nll_b]
 
     with w = beta, or with ``--target-kl`` w = min(beta, rate_weight). A negative w multiplies
     the plain batch-mean KL instead: free bits stop the KL from being pushed down, and must not
@@ -107,13 +109,17 @@ def training_loss(out: VAEOutput, batch: Batch, beta: float, objective: Objectiv
     loss = out.rec.mean() + weight * kl
     if gap is not None:
         loss = loss - (1.0 - weight) * out.prior_fit_log_prob.mean()
+    bag = None
+    if out.bag_of_words_nll is not None:
+        bag = out.bag_of_words_nll.mean()
+        loss = loss + objective.bag_of_words_weight * bag
     prop = None
     if batch.targets is not None and property_head is not None:
         prop = property_loss(property_head(out.z), batch.targets)
         loss = loss + objective.property_weight * prop
     if gap is not None:
         kl_term = kl_term + gap.mean()
-    return LossTerms(loss, out.rec, kl_per_dim, kl_term, beta, prop, weight, gap)
+    return LossTerms(loss, out.rec, kl_per_dim, kl_term, beta, prop, weight, gap, bag)
 
 
 def selection_score(rec: float, kl: float, target_kl: float = 0.0) -> float:

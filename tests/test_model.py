@@ -258,3 +258,28 @@ def test_without_a_learned_prior_the_kl_is_analytic_and_the_output_has_no_prior(
     out = model(*batch([4, 5]))
     assert out.prior_log_prob is None and not model.has_learned_prior
     assert torch.equal(model.kl(out.mu, out.logvar, out.z), gaussian_kl(out.mu, out.logvar).sum(-1))
+
+
+def test_bag_of_words_loss_by_hand():
+    model = tiny(bag_of_words=6)
+    probs = torch.full((V,), 0.02)
+    probs[5], probs[6] = 0.4, 0.3
+    probs = probs / probs.sum()
+    with torch.no_grad():                 # scores independent of z: log softmax = log probs
+        model.bag_of_words[-1].weight.zero_()
+        model.bag_of_words[-1].bias.copy_(probs.log())
+    tokens = torch.tensor([[1, 5, 6, 5, 2, 0], [1, 6, 2, 0, 0, 0]])
+    z = torch.randn(2, 5)
+    expected = torch.stack([-(2 * probs[5].log() + probs[6].log()), -probs[6].log()])
+    assert torch.allclose(model.bag_of_words_nll(z, tokens), expected, atol=1e-5)
+    out = model(tokens, torch.tensor([5, 3]))
+    assert torch.allclose(out.bag_of_words_nll, expected, atol=1e-5)
+    assert tiny()(tokens, torch.tensor([5, 3])).bag_of_words_nll is None
+
+
+def test_the_bag_of_words_loss_needs_a_latent():
+    from seqvae.config import Config
+    from seqvae.errors import SeqVAEError
+    config = Config().override("model", bag_of_words=8, latent_dim=0)
+    with pytest.raises(SeqVAEError, match="--bag-of-words"):
+        config.validate()

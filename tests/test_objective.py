@@ -162,7 +162,7 @@ def test_training_loss_takes_the_lower_of_beta_and_the_controllers_weight():
     mu = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
     logvar = torch.zeros(2, 2)
     out = SimpleNamespace(mu=mu, logvar=logvar, rec=torch.tensor([10.0, 6.0]), z=mu,
-                          prior_log_prob=None)
+                          prior_log_prob=None, bag_of_words_nll=None)
     batch = SimpleNamespace(targets=None)
     # KL per sequence: 0.5 * mu^2 summed = 2.0 and 0.0, mean 1.0; rec mean 8.0
     plain = training_loss(out, batch, beta=0.5, objective=ObjectiveConfig())
@@ -189,7 +189,7 @@ def test_a_negative_weight_rewards_every_dimensions_kl_free_bits_or_not():
     from seqvae.objective import training_loss
     mu = torch.tensor([[1.0, 0.2]], requires_grad=True)
     out = SimpleNamespace(mu=mu, logvar=torch.zeros(1, 2), rec=torch.tensor([3.0]), z=mu,
-                          prior_log_prob=None)
+                          prior_log_prob=None, bag_of_words_nll=None)
     # KL per dimension 0.5 and 0.02; the second is below the free-bits floor of 0.1
     terms = training_loss(out, SimpleNamespace(targets=None), 1.0,
                           ObjectiveConfig(target_kl=5.0, free_bits=0.1), rate_weight=-0.5)
@@ -221,7 +221,7 @@ def test_training_loss_property_term_and_detached_terms_by_hand():
     mu = torch.tensor([[1.0, 0.0], [0.0, 2.0]], requires_grad=True)
     logvar = torch.zeros(2, 2)
     out = SimpleNamespace(mu=mu, logvar=logvar, rec=torch.tensor([4.0, 2.0]), z=mu,
-                          prior_log_prob=None)
+                          prior_log_prob=None, bag_of_words_nll=None)
     head = torch.nn.Linear(2, 1, bias=False)
     with torch.no_grad():
         head.weight.fill_(1.0)                     # predicts z_1 + z_2: 1 and 2
@@ -281,7 +281,8 @@ def test_a_learned_prior_enters_the_kl_and_is_fitted_at_weight_one(rate_weight, 
     def log_prior(z):     # log p(z) = log N(z; 0, I) - theta |z|^2 (unnormalised: a hand check)
         return standard_normal_log_prob(z) - theta * z.pow(2).sum(-1)
     out = SimpleNamespace(mu=mu, logvar=torch.zeros(1, 2), rec=torch.tensor([3.0]), z=mu,
-                          prior_log_prob=log_prior(mu), prior_fit_log_prob=log_prior(mu.detach()))
+                          prior_log_prob=log_prior(mu), prior_fit_log_prob=log_prior(mu.detach()),
+                          bag_of_words_nll=None)
     objective = ObjectiveConfig(target_kl=5.0 if rate_weight is not None else 0.0)
     terms = training_loss(out, SimpleNamespace(targets=None), 0.5, objective,
                           rate_weight=rate_weight)
@@ -296,3 +297,19 @@ def test_a_learned_prior_enters_the_kl_and_is_fitted_at_weight_one(rate_weight, 
     # the encoder sees the KL at the weight: d/dmu (0.5 mu^2 + theta mu^2) = mu + 0.6 mu
     assert mu.grad[0].tolist() == pytest.approx([weight * 1.6, 0.0])
     assert terms.detached().prior_gap.requires_grad is False
+
+
+def test_the_bag_of_words_loss_adds_at_its_weight():
+    from types import SimpleNamespace
+
+    from seqvae.config import ObjectiveConfig
+    from seqvae.objective import training_loss
+    mu = torch.zeros(2, 2)
+    out = SimpleNamespace(mu=mu, logvar=torch.zeros(2, 2), rec=torch.tensor([4.0, 2.0]), z=mu,
+                          prior_log_prob=None, bag_of_words_nll=torch.tensor([6.0, 2.0]))
+    terms = training_loss(out, SimpleNamespace(targets=None), 1.0,
+                          ObjectiveConfig(target_kl=0.0, bag_of_words_weight=0.5))
+    # rec mean 3, KL 0, bag of words mean 4 at weight 0.5
+    assert terms.loss.item() == pytest.approx(3.0 + 0.5 * 4.0)
+    assert terms.bag_of_words.item() == pytest.approx(4.0)
+    assert terms.detached().bag_of_words.item() == pytest.approx(4.0)

@@ -25,7 +25,7 @@ class Progress:
         self._reset(time.perf_counter())
 
     def _reset(self, now: float) -> None:
-        self.sums = {"rec": 0.0, "kl": 0.0, "loss": 0.0, "tokens": 0.0}
+        self.sums = {"rec": 0.0, "kl": 0.0, "loss": 0.0, "tokens": 0.0, "bow": 0.0}
         self.n, self.t0 = 0, now
 
     def seconds(self) -> float:
@@ -40,12 +40,15 @@ class Progress:
         self.sums["kl"] += terms.mean_kl().item()
         self.sums["loss"] += terms.loss.item()
         self.sums["tokens"] += int((batch.lengths - 1).sum())
+        if terms.bag_of_words is not None:
+            self.sums["bow"] += terms.bag_of_words.item()
         self.n += 1
         if state.step % run.config.train.log_every and state.step != run.total_steps:
             return
         now = time.perf_counter()
         # means over the ranks' equal shares = the means over the global batches
-        rec, kl, loss, tokens = run.ctx.sum([self.sums[k] for k in ("rec", "kl", "loss", "tokens")])
+        rec, kl, loss, tokens, bow = run.ctx.sum(
+            [self.sums[k] for k in ("rec", "kl", "loss", "tokens", "bow")])
         n, beta = self.n * run.ctx.world, terms.beta
         rated = bool(run.config.objective.target_kl)
         row = dict(rec=rec / n, kl=kl / n, loss=loss / n, kl_weight=beta,
@@ -61,6 +64,7 @@ class Progress:
                 + (f"  weight {terms.kl_weight:+.3f}" if rated else "")
                 + (f"  held-out kl {state.probe_kl:.2f}" if rated and state.probe_kl is not None
                    else "")
+                + (f"  bow {bow / n:.2f}" if terms.bag_of_words is not None else "")
                 + f"  lr {lr:.2e}  {row['tokens_per_s']:,.0f} tokens/s")
         # Through the run's own log (stderr from the CLI), with the bar cleared and redrawn
         # around it; tqdm.write would print to stdout, which belongs to a Python caller.
