@@ -202,7 +202,7 @@ class Config:
         """Raise :class:`SeqVAEError` naming the flag of the first impossible value."""
         at_least_one = {"data": ("max_length", "limit_train"), "tokenizer": ("min_freq", "vocab_size"),
                         "model": ("encoder_hidden", "encoder_layers",
-                                  "decoder_hidden", "decoder_layers"),
+                                  "decoder_hidden", "decoder_layers", "learned_prior_hidden"),
                         "objective": ("kl_warmup_steps", "kl_cycles", "target_kl_probe_every"),
                         "train": ("batch_size", "epochs", "max_steps", "val_every",
                                   "max_val_examples", "early_stopping", "log_every",
@@ -235,9 +235,6 @@ class Config:
                               "(--latent-dim at least 1)")
         if self.model.learned_prior and self.model.latent_dim == 0:
             raise SeqVAEError("--learned-prior needs a latent: --latent-dim must be at least 1")
-        if self.model.learned_prior and self.model.learned_prior_hidden < 1:
-            raise SeqVAEError("--learned-prior-hidden must be at least 1, not "
-                              f"{self.model.learned_prior_hidden}")
         if self.train.epochs is None and self.train.max_steps is None:
             raise SeqVAEError("--epochs none needs --max-steps: the run would never end")
         for section, names in shares.items():
