@@ -291,3 +291,15 @@ def test_encoder_noise_corrupts_what_the_encoder_reads_not_what_is_scored():
                           config.override("objective", encoder_noise=0.0), total_steps=10)
     with torch.no_grad():
         assert torch.allclose(terms.rec, model(tokens, lengths, noise=noise).rec)
+
+
+def test_the_bag_of_words_loss_is_in_the_training_log(tmp_path, text_file):
+    config = tiny_config(text_file, max_steps=2, log_every=1).override("model", bag_of_words=8)
+    lines = []
+    train(config, tmp_path, log=lines.append, progress=False)
+    rows = [line for line in lines if line.startswith("train  step")]
+    assert len(rows) == 2 and all("  bow " in row for row in rows)
+    plain = []
+    train(tiny_config(text_file, max_steps=1, log_every=1), tmp_path / "plain", log=plain.append,
+          progress=False)
+    assert not any("  bow " in line for line in plain)
