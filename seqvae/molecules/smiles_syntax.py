@@ -251,7 +251,9 @@ class SmilesSyntax:
         rows = torch.arange(tokens.size(0), device=tokens.device)
         roots = s.roots.clone()
         push = is_open.nonzero().squeeze(1)
-        roots[push, s.depth[push]] = s.attach[push]
+        # allowed() advances every token, the illegal ones too, before masking them, so a '('
+        # at MAX_DEPTH arrives here: its push lands on the top slot and the row is discarded.
+        roots[push, s.depth[push].clamp(max=MAX_DEPTH - 1)] = s.attach[push]
         popped = roots[rows, (s.depth - 1).clamp(min=0)]
         attach = torch.where(is_atom, atom, torch.where(is_close, popped, s.attach))
         depth = s.depth + is_open.long() - is_close.long()

@@ -7,7 +7,8 @@ from rdkit import Chem
 from seqvae.config import ModelConfig
 from seqvae.decoding import decode
 from seqvae.model import SeqVAE
-from seqvae.molecules.smiles_syntax import ATOM, BOND, OTHER, RING, SmilesSyntax, token_class
+from seqvae.molecules.smiles_syntax import (ATOM, BOND, MAX_DEPTH, OTHER, RING, SmilesSyntax,
+                                            token_class)
 
 TOKENS = ["<pad>", "<bos>", "<eos>", "<unk>", "C", "1", "(", ")", "=", "c", "2", "[nH]", "O",
           "%10", "."]
@@ -67,6 +68,16 @@ def test_the_branch_root_is_restored_after_a_branch():
     assert "1" not in allowed_after(["C", "1", "(", "C", ")", "C"])
     # ...but after one more atom it can: C1(C)CC1 is methylcyclopropane.
     assert "1" in allowed_after(["C", "1", "(", "C", ")", "C", "C"])
+
+
+def test_the_deepest_branch_near_the_length_limit():
+    # Near the limit every token is advanced to price its ending, '(' included: at the deepest
+    # nesting that once indexed past the branch stack (an IndexError from a decode of an odd
+    # code). Now '(' is simply not allowed there, and the string can still close.
+    deepest = ["C"] + ["(", "C"] * MAX_DEPTH
+    allowed = allowed_after(deepest, remaining=MAX_DEPTH + 1)
+    assert "(" not in allowed and ")" in allowed
+    assert allowed_after(deepest, remaining=MAX_DEPTH + 1) == {")"}
 
 
 def bigram_model(table) -> SeqVAE:
