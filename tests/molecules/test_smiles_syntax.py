@@ -7,8 +7,7 @@ from rdkit import Chem
 from seqvae.config import ModelConfig
 from seqvae.decoding import decode
 from seqvae.model import SeqVAE
-from seqvae.molecules.smiles_syntax import (ATOM, BOND, MAX_DEPTH, OTHER, RING, SmilesSyntax,
-                                            token_class)
+from seqvae.molecules.smiles_syntax import ATOM, BOND, MAX_DEPTH, OTHER, RING, SmilesSyntax, token_class
 
 TOKENS = ["<pad>", "<bos>", "<eos>", "<unk>", "C", "1", "(", ")", "=", "c", "2", "[nH]", "O",
           "%10", "."]
