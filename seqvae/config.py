@@ -41,6 +41,10 @@ class DataConfig:
                                    "SMILES already are canonical)")
     augment: bool = _f(False, "train on a new randomised SMILES of each molecule every time "
                        "it is drawn (Bjerrum 2017; Arús-Pous et al. 2019)")
+    span_augment: float = _f(0.0, "text: share of the training sentences replaced, each time "
+                             "they are drawn, by a random span of at least 3 of their words, so "
+                             "that the autoencoder copies more distinct sequences than the "
+                             "corpus holds (seqvae.text.spans); 0: whole sentences only")
 
 
 @dataclass(frozen=True)
@@ -215,7 +219,8 @@ class Config:
                                       "ae_pretrain_steps", "target_kl", "target_kl_lr",
                                       "target_kl_kp"),
                         "train": ("lr", "lr_warmup_steps", "min_lr_ratio", "grad_clip")}
-        shares = {"model": ("dropout", "embedding_dropout", "weight_drop"),
+        shares = {"data": ("span_augment",),
+                  "model": ("dropout", "embedding_dropout", "weight_drop"),
                   "objective": ("word_dropout", "encoder_noise", "kl_cycle_ratio")}
 
         def flag(name: str) -> str:

@@ -19,12 +19,14 @@ from ..data import (
     bucketed_batches,
     collate,
     collate_randomized,
+    pad_sequences,
     prepare_data,
 )
 from ..devices import resolve_device, resolve_precision
 from ..errors import SeqVAEError
 from ..model import SeqVAE
 from ..molecules.chemistry import compute_properties
+from ..text.spans import random_spans, word_starts
 from .rate_control import RateProbe, make_probe
 from .run_folder import RunFolder
 from .step import AUGMENT_STRIDE, TrainState, make_optimizer, step_draws, to_device
@@ -47,6 +49,7 @@ class Run:
     total_steps: int
     log: Callable[[str], None]
     probe: RateProbe | None = None   # held-out sequences the --target-kl controller measures
+    span_starts: np.ndarray | None = None   # --span-augment: the ids that begin a word
     latest_validation: dict[str, Any] = field(default_factory=dict)
 
     def epoch_batches(self) -> list[np.ndarray]:
@@ -171,6 +174,14 @@ def make_batch(run: Run, index: np.ndarray) -> Batch:
         tokens, lengths = collate_randomized(
             run.data.texts["train"], index, run.data.tokenizer, config.data.max_length,
             seed=config.train.seed * AUGMENT_STRIDE + step)
+    elif config.data.span_augment > 0:
+        if run.span_starts is None:
+            run.span_starts = word_starts(run.data.tokenizer)
+        split = run.data.splits["train"]
+        rng = np.random.default_rng(config.train.seed * AUGMENT_STRIDE + step)
+        tokens, lengths = pad_sequences(random_spans([split[i] for i in index],
+                                                     config.data.span_augment,
+                                                     run.span_starts, rng))
     else:
         tokens, lengths = collate(run.data.splits["train"], index)
     tokens, lengths = to_device(tokens, lengths, run.device)
@@ -200,6 +211,9 @@ def check_data(config: Config, data: PreparedData) -> None:
                           f"(all longer than --max-length {config.data.max_length}?)")
     if config.data.augment and data.kind != "smiles":
         raise SeqVAEError("--augment rewrites SMILES at random; this corpus is text")
+    if config.data.span_augment > 0 and data.kind == "smiles":
+        raise SeqVAEError("--span-augment trains on spans of sentences; a span of a SMILES "
+                          "string is rarely a molecule (use --augment for SMILES)")
     if config.model.property_head and (data.kind != "smiles" or config.model.latent_dim == 0):
         raise SeqVAEError("--property-head predicts molecular properties from z: it needs a "
                           "SMILES corpus and a latent (--latent-dim above 0)")

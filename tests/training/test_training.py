@@ -185,6 +185,28 @@ def test_augmenting_text_is_refused(tmp_path, text_file):
         train(config, tmp_path / "t", log=lambda _: None, progress=False)
 
 
+def test_span_augmentation_trains_on_spans_and_is_refused_for_smiles(tmp_path, text_file,
+                                                                     smiles_file, monkeypatch):
+    from helpers import tiny_config
+
+    import seqvae.training.run as run_module
+    seen = []
+
+    def recording(seqs, share, starts, rng):
+        out = random_spans(seqs, share, starts, rng)
+        seen.append((share, sum(list(a) != list(b) for a, b in zip(seqs, out))))
+        return out
+    from seqvae.text.spans import random_spans
+    monkeypatch.setattr(run_module, "random_spans", recording)
+    config = tiny_config(text_file, max_steps=3).override("data", span_augment=1.0)
+    train(config, tmp_path / "spans", log=lambda _: None, progress=False)
+    assert len(seen) == 3 and all(share == 1.0 for share, _ in seen)
+    assert sum(changed for _, changed in seen) > 0        # some sentences became spans
+    config = tiny_config(smiles_file, max_steps=2).override("data", span_augment=0.5)
+    with pytest.raises(SeqVAEError, match="span"):
+        train(config, tmp_path / "s", log=lambda _: None, progress=False)
+
+
 def test_autoencoder_pretraining_then_decoder_reset(tmp_path, smiles_file):
     from helpers import tiny_config
     config = tiny_config(smiles_file, max_steps=8).override("objective", ae_pretrain_steps=4)
