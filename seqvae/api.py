@@ -88,6 +88,9 @@ class TrainedVAE:
                     "units) learned with the model")
         if c.latent_prior == "mixture":
             return f"a mixture of {c.prior_components} Gaussians fitted to the training codes"
+        if c.latent_prior == "diffusion":
+            return (f"a diffusion model ({c.prior_layers} residual blocks of {c.prior_hidden} "
+                    "units) fitted to the training codes")
         return (f"a RealNVP flow ({c.prior_layers} couplings of {c.prior_hidden} units) fitted "
                 "to the training codes")
 

@@ -94,11 +94,13 @@ class ModelConfig:
     learned_prior_hidden: int = _f(256, "hidden units of each coupling of --learned-prior")
     latent_prior: str = _f("standard", "what prior samples are drawn from: N(0, I), or a density "
                            "fitted to the training codes after training by seqvae fit-prior "
-                           "(a Gaussian mixture or a RealNVP flow)",
-                           ("standard", "mixture", "flow"), flag=False)
+                           "(a Gaussian mixture, a RealNVP flow or a diffusion model)",
+                           ("standard", "mixture", "flow", "diffusion"), flag=False)
     prior_components: int = _f(0, "components of the fitted Gaussian mixture", flag=False)
-    prior_layers: int = _f(0, "coupling layers of the fitted flow", flag=False)
-    prior_hidden: int = _f(0, "hidden units of each coupling of the fitted flow", flag=False)
+    prior_layers: int = _f(0, "coupling layers of the fitted flow, or residual blocks of the "
+                           "fitted diffusion model", flag=False)
+    prior_hidden: int = _f(0, "hidden units of each coupling of the fitted flow, or the width "
+                           "of the diffusion model's blocks", flag=False)
 
 
 @dataclass(frozen=True)

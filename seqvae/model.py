@@ -17,6 +17,7 @@ from .cells import State, make_cell
 from .config import ModelConfig
 from .cross_entropy import linear_cross_entropy
 from .gaussian import gaussian_kl, reparameterize, standard_normal_log_prob
+from .latent_diffusion import LatentDiffusion
 from .latent_flow import RealNVP
 from .mixture_prior import GaussianMixture
 from .molecules.property_head import PropertyHead
@@ -37,7 +38,7 @@ class VAEOutput(NamedTuple):
     bag_of_words_nll: Tensor | None = None   # (B,) with --bag-of-words: SeqVAE.bag_of_words_nll
 
 
-def make_latent_prior(config: ModelConfig) -> GaussianMixture | RealNVP | None:
+def make_latent_prior(config: ModelConfig) -> GaussianMixture | RealNVP | LatentDiffusion | None:
     """The module of a learned or fitted prior, with the sizes the config records (weights
     loaded after); None for the standard N(0, I)."""
     if config.learned_prior:
@@ -46,6 +47,8 @@ def make_latent_prior(config: ModelConfig) -> GaussianMixture | RealNVP | None:
         return GaussianMixture(config.latent_dim, config.prior_components)
     if config.latent_prior == "flow":
         return RealNVP(config.latent_dim, config.prior_layers, config.prior_hidden)
+    if config.latent_prior == "diffusion":
+        return LatentDiffusion(config.latent_dim, config.prior_layers, config.prior_hidden)
     return None
 
 

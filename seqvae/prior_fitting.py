@@ -1,9 +1,11 @@
 """Fitting a prior to a trained model's codes (``seqvae fit-prior``) and writing it into a new
-checkpoint. The densities: :mod:`seqvae.mixture_prior` and :mod:`seqvae.latent_flow`.
+checkpoint. The densities: :mod:`seqvae.mixture_prior`, :mod:`seqvae.latent_flow` and
+:mod:`seqvae.latent_diffusion`.
 
-Both are fitted to the aggregate posterior q(z) = E_x q(z|x) of the training split (Hoffman &
-Johnson 2016) and judged by the mean log-likelihood of draws z ~ q(z|x) of validation
-sequences: the higher, the closer the density to where the decoder was trained.
+Each is fitted to the aggregate posterior q(z) = E_x q(z|x) of the training split (Hoffman &
+Johnson 2016). The mixture and the flow are judged by the mean log-likelihood of draws
+z ~ q(z|x) of validation sequences (the higher, the closer the density to where the decoder
+was trained); the diffusion model, which has no likelihood, by its denoising loss on them.
 """
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ from torch import Tensor
 from .api import TrainedVAE
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TokenizedSplit
-from .devices import resolve_device
+from .devices import resolve_device, resolve_precision
 from .errors import SeqVAEError
 from .gaussian import reparameterize, standard_normal_log_prob
+from .latent_diffusion import fit_diffusion
 from .latent_flow import fit_flow
 from .logs import to_stderr
 from .mixture_prior import GaussianMixture, fit_gaussian_mixture
@@ -73,18 +76,29 @@ def choose_mixture(train_codes: Tensor, valid_codes: Tensor, components: Sequenc
     return best[1], scores
 
 
+# layers (couplings or residual blocks), hidden units and passes over the codes, by kind
+SIZES = {"flow": (8, 256, 10), "diffusion": (4, 256, 30), "mixture": (0, 0, 0)}
+
+
 def add_fitted_prior(checkpoint: str | Path, out: str | Path, kind: str = "flow",
-                     components: Sequence[int] = (1, 4, 16), layers: int = 8, hidden: int = 256,
-                     epochs: int = 10, n_train: int = 200_000, n_valid: int = 10_000,
-                     seed: int = 0, device: str = "auto",
+                     components: Sequence[int] = (1, 4, 16), layers: int | None = None,
+                     hidden: int | None = None, epochs: int | None = None,
+                     n_train: int = 200_000, n_valid: int = 10_000, seed: int = 0,
+                     device: str = "auto",
                      log: Callable[[str], None] = to_stderr) -> dict[str, object]:
-    """Fit a prior of ``kind`` (``flow`` or ``mixture``) to the aggregate posterior of a
-    trained model's training split and write a new checkpoint ``out`` holding the model with
-    it. A mixture's number of components is chosen among ``components`` on the validation
-    split. Returns what was measured (also kept in the checkpoint's train_state["prior"])."""
-    if kind not in ("flow", "mixture"):
-        raise SeqVAEError(f"the prior is a flow or a mixture, not {kind!r}")
-    if min([*components, layers, hidden, epochs, n_train, n_valid]) < 1:
+    """Fit a prior of ``kind`` (``flow``, ``diffusion`` or ``mixture``) to the aggregate
+    posterior of a trained model's training split and write a new checkpoint ``out`` holding
+    the model with it. A mixture's number of components is chosen among ``components`` on the
+    validation split; ``layers``, ``hidden`` and ``epochs`` default to :data:`SIZES` of the
+    kind. Returns what was measured (also kept in the checkpoint's train_state["prior"])."""
+    if kind not in SIZES:
+        raise SeqVAEError(f"the prior is a flow, a diffusion model or a mixture, not {kind!r}")
+    default_layers, default_hidden, default_epochs = SIZES[kind]
+    layers = default_layers if layers is None else layers
+    hidden = default_hidden if hidden is None else hidden
+    epochs = default_epochs if epochs is None else epochs
+    if min([*components, n_train, n_valid]) < 1 or (
+            kind != "mixture" and min(layers, hidden, epochs) < 1):
         raise SeqVAEError("--components, --layers, --hidden, --epochs, --train-codes and "
                           "--valid-codes must be at least 1")
     loaded = load_checkpoint(checkpoint, resolve_device(device))
@@ -106,15 +120,26 @@ def add_fitted_prior(checkpoint: str | Path, out: str | Path, kind: str = "flow"
         prior, scores = choose_mixture(draw(train_mu, train_logvar, seed), valid_codes,
                                        components, seed, log=log)
         sizes = {"prior_components": prior.components}
-    else:
+    elif kind == "flow":
         prior, history = fit_flow(train_mu, train_logvar, valid_codes, layers=layers,
                                   hidden=hidden, epochs=epochs, seed=seed, log=log)
         scores = {"N(0, I)": standard_log_likelihood(valid_codes),
                   f"flow {layers}x{hidden}": history[-1]}
         sizes = {"prior_layers": layers, "prior_hidden": hidden}
+    else:
+        # bf16 where the CPU has a fast path (the codes are fitted on the CPU)
+        precision, _ = resolve_precision("auto", torch.device("cpu"))
+        prior, history = fit_diffusion(train_mu, train_logvar, valid_codes, blocks=layers,
+                                       hidden=hidden, epochs=epochs, precision=precision,
+                                       seed=seed, log=log)
+        # it has no likelihood to compare: its own validation loss is recorded instead
+        scores = {"N(0, I)": standard_log_likelihood(valid_codes)}
+        sizes = {"prior_layers": layers, "prior_hidden": hidden,
+                 "held_out_denoising_loss": history[-1]}
     vae.model.latent_prior = prior.to(vae.model.device)
     config = vae.config.override("model", latent_prior=kind, **{
-        "prior_components": 0, "prior_layers": 0, "prior_hidden": 0, **sizes})
+        "prior_components": 0, "prior_layers": 0, "prior_hidden": 0,
+        **{k: v for k, v in sizes.items() if k.startswith("prior_")}})
     record = {"kind": kind, **sizes, "train_codes": len(train_mu),
               "valid_codes": len(valid_codes), "held_out_log_likelihood": scores}
     save_checkpoint(out, config, vae.tokenizer, vae.model,

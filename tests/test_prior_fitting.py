@@ -75,6 +75,29 @@ def test_fit_prior_fits_a_flow_by_default(fitted_flow):
     assert set(scores) == {"N(0, I)", "flow 2x8"}
 
 
+def test_fit_prior_fits_a_diffusion_model(trained_smiles_run, tmp_path_factory, capsys):
+    out = tmp_path_factory.mktemp("prior") / "with_diffusion.pt"
+    fit_prior(tmp_path_factory, ["fit-prior", str(trained_smiles_run / "model.pt"), "-o", str(out),
+                                 "--kind", "diffusion", "--layers", "1", "--hidden", "8",
+                                 "--epochs", "2", "--train-codes", "300", "--valid-codes", "50"])
+    table = capsys.readouterr().out
+    assert "diffusion 1x8" in table and "denoising loss" in table and "N(0, I)" in table
+    vae = seqvae.load(out)
+    c = vae.config.model
+    assert (c.latent_prior, c.prior_layers, c.prior_hidden) == ("diffusion", 1, 8)
+    assert "diffusion model" in vae.prior_description
+    record = vae.train_state["prior"]
+    assert record["held_out_denoising_loss"] > 0 and set(record["held_out_log_likelihood"]) == {"N(0, I)"}
+    expected = vae.model.latent_prior.sample(5, torch.Generator().manual_seed(4)).numpy()
+    assert (vae.prior_codes(5, seed=4) == expected).all()
+    assert len(vae.sample(5, seed=4)) == 5
+    # its fitted centre, scale and clipping bound travel in the checkpoint
+    assert torch.isfinite(vae.model.latent_prior.limit).all()
+    assert not torch.equal(vae.model.latent_prior.scale, torch.ones(vae.latent_dim))
+    with pytest.raises(SeqVAEError, match="no density"):
+        vae.prior_log_prob(torch.zeros(1, vae.latent_dim))
+
+
 def test_the_standard_prior_stays_available(fitted, trained_smiles_run):
     standard = seqvae.load(fitted, prior="standard")
     assert (standard.prior_codes(4, seed=1) == torch.randn(

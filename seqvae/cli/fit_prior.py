@@ -22,12 +22,18 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="new checkpoint (default: model-prior.pt beside MODEL)")
-    p.add_argument("--kind", choices=("flow", "mixture"), default="flow")
-    p.add_argument("--layers", type=int, default=8, help="flow: coupling layers")
-    p.add_argument("--hidden", type=int, default=256,
-                   help="flow: hidden units of each coupling's two layers")
-    p.add_argument("--epochs", type=int, default=10,
-                   help="flow: passes over the training codes (fresh draws each pass)")
+    p.add_argument("--kind", choices=("flow", "diffusion", "mixture"), default="flow",
+                   help="flow: a RealNVP (has a density; the default); diffusion: a denoising "
+                   "diffusion model (Ho et al. 2020), only for sampling, closer to codes that "
+                   "lie on a thin part of the space (docs/results/moses.md); mixture: Gaussians")
+    p.add_argument("--layers", type=int, default=None,
+                   help="flow: coupling layers (8); diffusion: residual blocks (4)")
+    p.add_argument("--hidden", type=int, default=None,
+                   help="flow: hidden units of each coupling's two layers (256); diffusion: "
+                   "width of its blocks (256)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="passes over the training codes, fresh draws each pass (flow 10, "
+                   "diffusion 30)")
     p.add_argument("--components", type=int, nargs="+", default=[1, 4, 16],
                    help="mixture: numbers of components to try")
     p.add_argument("--train-codes", type=int, default=200_000,

@@ -70,13 +70,16 @@ def format_prior_table(record: dict) -> str:
     """Held-out log-likelihood of the validation codes under N(0, I) and each fitted density,
     the one kept marked."""
     kept = (f"mixture K={record['prior_components']}" if record["kind"] == "mixture"
-            else f"flow {record['prior_layers']}x{record['prior_hidden']}")
+            else f"{record['kind']} {record['prior_layers']}x{record['prior_hidden']}")
     scores = record["held_out_log_likelihood"]
-    width = max(len(name) for name in scores) + 2
+    width = max(len(name) for name in [*scores, kept]) + 2
     lines = [f"{'prior':<{width}}{'log-likelihood':>16}   (nats per validation code, "
              f"{record['valid_codes']:,} codes; fitted to {record['train_codes']:,})"]
     for name, value in scores.items():
         lines.append(f"{name:<{width}}{value:>16.2f}" + ("   <- kept" if name == kept else ""))
+    if record["kind"] == "diffusion":
+        lines.append(f"{kept:<{width}}{'(none)':>16}   <- kept; held-out denoising loss "
+                     f"{record['held_out_denoising_loss']:.4f} (no likelihood to compare)")
     return "\n".join(lines)
 
 

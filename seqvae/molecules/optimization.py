@@ -224,8 +224,9 @@ def optimize(vae: TrainedVAE, objective: str, starts: Sequence[str] | None = Non
                               samples_per_point, temperature, seed + step, result)
         if step == steps:
             break
-        predicted = head.predict(z)[:, column]
-        loss = -(predicted.sum() + prior_weight * vae.prior_log_prob(z).sum())
+        loss = -head.predict(z)[:, column].sum()
+        if prior_weight:   # a diffusion prior has no log p(z): only ask for it when used
+            loss = loss - prior_weight * vae.prior_log_prob(z).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -92,6 +92,19 @@ def test_the_prior_penalty_keeps_codes_closer_to_the_origin(vae, monkeypatch):
     assert norm[5.0].mean() < 0.5 * norm[0.0].mean()
 
 
+def test_without_a_prior_weight_the_density_is_never_asked_for(vae, monkeypatch):
+    # a diffusion prior has no log p(z); optimising with --prior-weight 0 must not need one
+    def no_density(z):
+        raise SeqVAEError("no density")
+    monkeypatch.setattr(vae, "prior_log_prob", no_density)
+    result = optimize(vae, "logp", from_prior=2, steps=3, lr=0.1, decode_every=3,
+                      samples_per_point=0)
+    assert result.decodes == 2 * 2                   # two starts, decoded at steps 0 and 3
+    with pytest.raises(SeqVAEError, match="no density"):
+        optimize(vae, "logp", from_prior=2, steps=3, lr=0.1, decode_every=3,
+                 samples_per_point=0, prior_weight=1.0)
+
+
 def test_bad_requests(vae, trained_smiles_run):
     with pytest.raises(SeqVAEError, match="objective"):
         optimize(vae, "potency", from_prior=1)
