@@ -40,9 +40,10 @@ def test_the_fitted_model_samples_near_a_thin_set():
                                    batch_size=250, lr=3e-3, ema=0.99, log=lambda _: None)
     assert len(history) == 40 and history[-1] < history[0]
     samples = model.sample(500, torch.Generator().manual_seed(1), steps=50)
-    distance = (samples.unsqueeze(1) - torch.stack([2 * direction, -2 * direction])).norm(dim=-1)
-    near = distance.min(1).values
+    targets = torch.stack([2 * direction, -2 * direction])
+
+    def to_nearest_end(codes):
+        return (codes.unsqueeze(1) - targets).norm(dim=-1).min(1).values
     gaussian = mu.mean(0) + mu.std(0) * torch.randn(500, 4, generator=g)
-    near_gaussian = (gaussian.unsqueeze(1) - torch.stack([2 * direction, -2 * direction])).norm(dim=-1).min(1).values
-    assert near.median() < 0.3 < near_gaussian.median()
+    assert to_nearest_end(samples).median() < 0.3 < to_nearest_end(gaussian).median()
     assert 0.3 < (samples @ direction > 0).float().mean() < 0.7     # both ends are sampled

@@ -15,10 +15,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                        description="Encode training sequences, fit a density to draws z ~ "
                        "q(z|x) of them (a sample of the aggregate posterior), and write a new "
                        "checkpoint that samples from it instead of N(0, I) (an ex-post density, "
-                       "Ghosh et al. 2020). The density is a RealNVP flow (Dinh et al. 2017) or "
-                       "a Gaussian mixture whose number of components is chosen on validation "
-                       "codes. Prints the mean log-likelihood of validation codes under N(0, I) "
-                       "and under the fitted density.",
+                       "Ghosh et al. 2020). The density is a RealNVP flow (Dinh et al. 2017), "
+                       "a denoising diffusion model (Ho et al. 2020; sampling only, no "
+                       "density) or a Gaussian mixture whose number of components is chosen on "
+                       "validation codes. Prints the mean log-likelihood of validation codes "
+                       "under N(0, I) and under the fitted density (for a diffusion model, its "
+                       "validation denoising loss).",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="new checkpoint (default: model-prior.pt beside MODEL)")
@@ -26,12 +28,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    help="flow: a RealNVP (has a density; the default); diffusion: a denoising "
                    "diffusion model (Ho et al. 2020), only for sampling, closer to codes that "
                    "lie on a thin part of the space (docs/results/moses.md); mixture: Gaussians")
-    p.add_argument("--layers", type=int, default=None,
+    # per-kind defaults (prior_fitting.SIZES), so none is shown as the flag's default
+    p.add_argument("--layers", type=int, default=argparse.SUPPRESS,
                    help="flow: coupling layers (8); diffusion: residual blocks (4)")
-    p.add_argument("--hidden", type=int, default=None,
+    p.add_argument("--hidden", type=int, default=argparse.SUPPRESS,
                    help="flow: hidden units of each coupling's two layers (256); diffusion: "
                    "width of its blocks (256)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=int, default=argparse.SUPPRESS,
                    help="passes over the training codes, fresh draws each pass (flow 10, "
                    "diffusion 30)")
     p.add_argument("--components", type=int, nargs="+", default=[1, 4, 16],
@@ -47,7 +50,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 def run(args: argparse.Namespace) -> int:
     out = args.output or beside(args.checkpoint) / "model-prior.pt"
     record = add_fitted_prior(args.checkpoint, out, kind=args.kind, components=args.components,
-                              layers=args.layers, hidden=args.hidden, epochs=args.epochs,
+                              layers=getattr(args, "layers", None),
+                              hidden=getattr(args, "hidden", None),
+                              epochs=getattr(args, "epochs", None),
                               n_train=args.train_codes, n_valid=args.valid_codes,
                               seed=args.seed, device=args.device, log=err)
     print(format_prior_table(record))
