@@ -76,8 +76,11 @@ class LatentDiffusion(nn.Module):
         # Near t = 1 that estimate divides the noisy code by sqrt(a(t)) ~ 0.003, so an
         # unclipped error in the predicted noise grows into codes far off the data.
         self.register_buffer("limit", torch.full((dim,), math.inf))
+        # not saved: in a half-precision export its rounding (5e-4) would move the fastest
+        # time feature, t * 1000 rad, by up to half a radian
         self.register_buffer("frequencies",
-                             torch.exp(-math.log(10_000) * torch.arange(TIME_FEATURES) / TIME_FEATURES))
+                             torch.exp(-math.log(10_000) * torch.arange(TIME_FEATURES) / TIME_FEATURES),
+                             persistent=False)
         self.embed = nn.Linear(dim, hidden)
         self.embed_time = nn.Sequential(nn.Linear(2 * TIME_FEATURES, hidden), nn.SiLU(),
                                         nn.Linear(hidden, hidden))

@@ -22,6 +22,12 @@ def test_an_unfitted_model_predicts_no_noise_and_samples_are_seeded():
     assert not torch.equal(a, model.sample(7, torch.Generator().manual_seed(1), steps=10))
 
 
+def test_the_time_frequencies_are_rebuilt_not_saved():
+    # a half-precision checkpoint would round them; the fitted centre, scale and bound travel
+    state = LatentDiffusion(dim=2, blocks=1, hidden=4).state_dict()
+    assert "frequencies" not in state and {"center", "scale", "limit"} <= set(state)
+
+
 def test_it_has_no_density():
     with pytest.raises(SeqVAEError, match="no density"):
         LatentDiffusion(dim=2, blocks=1, hidden=4).log_prob(torch.zeros(1, 2))
