@@ -113,9 +113,9 @@ class LatentDiffusion(nn.Module):
         return (self(noisy, t) - eps).pow(2).mean(-1)
 
     def log_prob(self, z: Tensor) -> Tensor:
-        raise SeqVAEError("a diffusion prior has no density to score codes with; use "
-                          "--prior standard (or a flow: seqvae fit-prior --kind flow) where "
-                          "log p(z) is needed, as for --prior-weight")
+        raise SeqVAEError("a diffusion prior has no density to score codes with, which "
+                          "optimize's --prior-weight needs: pass --prior-weight 0, or --prior "
+                          "standard for N(0, I)'s, or fit a flow (seqvae fit-prior --kind flow)")
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None,
