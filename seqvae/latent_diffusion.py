@@ -126,8 +126,8 @@ class LatentDiffusion(nn.Module):
         times = torch.linspace(1.0, 0.0, steps + 1)
         for now, then in zip(times[:-1], times[1:]):
             a_now, a_then = alpha_bar(now), alpha_bar(then)
-            eps = torch.cat([self(x[i:i + batch_size], now.expand(len(x[i:i + batch_size])).to(device))
-                             for i in range(0, n, batch_size)])
+            eps = torch.cat([self(chunk, now.expand(len(chunk)).to(device))
+                             for chunk in x.split(batch_size)])
             x0 = ((x - (1 - a_now).sqrt() * eps) / a_now.sqrt()).clamp(-self.limit, self.limit)
             # DDIM with eta = 1: the DDPM posterior's variance on this grid of times
             sigma = ((1 - a_then) / (1 - a_now) * (1 - a_now / a_then)).clamp(min=0).sqrt()
@@ -152,10 +152,11 @@ def fit_diffusion(train_mu: Tensor, train_logvar: Tensor, valid_codes: Tensor, b
     generator = torch.Generator().manual_seed(seed)
     mu, logvar = train_mu.detach().float().cpu(), train_logvar.detach().float().cpu()
     model = LatentDiffusion(mu.size(1), blocks, hidden)
+    variance = logvar.exp()
     model.center.copy_(mu.mean(0))
     # the spread of the codes themselves: of the means, plus the posteriors' own variance
-    model.scale.copy_((mu.var(0) + logvar.exp().mean(0)).sqrt().clamp(min=1e-4))
-    spread = (logvar.exp().sqrt() / model.scale).amax(0)     # the widest posterior, standardised
+    model.scale.copy_((mu.var(0) + variance.mean(0)).sqrt().clamp(min=1e-4))
+    spread = (variance.sqrt() / model.scale).amax(0)     # the widest posterior, standardised
     model.limit.copy_(model.standardize(mu).abs().amax(0) + 3 * spread)
     averaged = copy.deepcopy(model)
     steps_per_epoch = max(1, len(mu) // batch_size)

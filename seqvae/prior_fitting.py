@@ -116,6 +116,7 @@ def add_fitted_prior(checkpoint: str | Path, out: str | Path, kind: str = "flow"
     valid_codes = draw(*posteriors(vae, data.splits["valid"], n_valid, seed + 1), seed + 1)
     log(f"seqvae: encoded {len(train_mu):,} training and {len(valid_codes):,} validation "
         "sequences")
+    measured: dict[str, float] = {}
     if kind == "mixture":
         prior, scores = choose_mixture(draw(train_mu, train_logvar, seed), valid_codes,
                                        components, seed, log=log)
@@ -134,13 +135,12 @@ def add_fitted_prior(checkpoint: str | Path, out: str | Path, kind: str = "flow"
                                        seed=seed, log=log)
         # it has no likelihood to compare: its own validation loss is recorded instead
         scores = {"N(0, I)": standard_log_likelihood(valid_codes)}
-        sizes = {"prior_layers": layers, "prior_hidden": hidden,
-                 "held_out_denoising_loss": history[-1]}
+        sizes = {"prior_layers": layers, "prior_hidden": hidden}
+        measured = {"held_out_denoising_loss": history[-1]}
     vae.model.latent_prior = prior.to(vae.model.device)
     config = vae.config.override("model", latent_prior=kind, **{
-        "prior_components": 0, "prior_layers": 0, "prior_hidden": 0,
-        **{k: v for k, v in sizes.items() if k.startswith("prior_")}})
-    record = {"kind": kind, **sizes, "train_codes": len(train_mu),
+        "prior_components": 0, "prior_layers": 0, "prior_hidden": 0, **sizes})
+    record = {"kind": kind, **sizes, **measured, "train_codes": len(train_mu),
               "valid_codes": len(valid_codes), "held_out_log_likelihood": scores}
     save_checkpoint(out, config, vae.tokenizer, vae.model,
                     train_state={**loaded.blob.get("train_state", {}), "prior": record})

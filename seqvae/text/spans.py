@@ -28,10 +28,10 @@ def word_starts(tokenizer: Tokenizer) -> np.ndarray:
     token begins one. The special tokens never do.
     """
     V = tokenizer.vocab_size
-    pieces = [tokenizer.id_to_token(i) for i in range(V)]
-    starts = np.array([p.startswith("▁") for p in pieces], dtype=bool)
-    if tokenizer.kind != "sentencepiece":
-        starts[:] = True
+    if tokenizer.kind == "sentencepiece":
+        starts = np.array([tokenizer.id_to_token(i).startswith("▁") for i in range(V)])
+    else:
+        starts = np.ones(V, dtype=bool)
     starts[:len(SPECIALS)] = False
     return starts
 
@@ -59,9 +59,9 @@ def random_spans(seqs: Sequence[Sequence[int]], share: float, starts: np.ndarray
         if rng.random() >= share:
             out.append(seq)
             continue
-        bounds = [i for i, t in enumerate(seq) if starts[t]]
-        if not bounds or bounds[0] != 0:
-            bounds = [0, *bounds]           # the first token begins the first word regardless
+        bounds = np.flatnonzero(starts[seq])
+        if not len(bounds) or bounds[0] != 0:
+            bounds = np.r_[0, bounds]       # the first token begins the first word regardless
         n = len(bounds)
         if n <= min_words:
             out.append(seq)

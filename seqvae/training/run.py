@@ -147,8 +147,9 @@ def setup_run(config: Config, out_dir: str | Path, resume: bool, device: str,
     log(f"seqvae: {n_params / 1e6:.2f}M parameters on {dev}; {steps_per_epoch} steps per epoch, "
         f"{total_steps} steps in all; run folder {folder.path}"
         + (f"; {ctx.world} processes (DDP), global batch {tc.batch_size}" if ctx.active else ""))
+    span_starts = word_starts(data.tokenizer) if config.data.span_augment > 0 else None
     return Run(config, ctx, dev, folder, data, model, net, optimizer, state, targets,
-               steps_per_epoch, total_steps, log, probe)
+               steps_per_epoch, total_steps, log, probe, span_starts)
 
 
 def planned_steps(epochs: int | None, steps_per_epoch: int, max_steps: int | None) -> int:
@@ -174,9 +175,7 @@ def make_batch(run: Run, index: np.ndarray) -> Batch:
         tokens, lengths = collate_randomized(
             run.data.texts["train"], index, run.data.tokenizer, config.data.max_length,
             seed=config.train.seed * AUGMENT_STRIDE + step)
-    elif config.data.span_augment > 0:
-        if run.span_starts is None:
-            run.span_starts = word_starts(run.data.tokenizer)
+    elif run.span_starts is not None:   # --span-augment
         split = run.data.splits["train"]
         rng = np.random.default_rng(config.train.seed * AUGMENT_STRIDE + step)
         tokens, lengths = pad_sequences(random_spans([split[i] for i in index],
