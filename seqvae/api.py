@@ -89,8 +89,12 @@ class TrainedVAE:
         if c.latent_prior == "mixture":
             return f"a mixture of {c.prior_components} Gaussians fitted to the training codes"
         if c.latent_prior == "diffusion":
+            kept = {"flow": f"; log p(z) from the RealNVP flow ({c.density_layers} couplings of "
+                            f"{c.density_hidden} units) fitted before it",
+                    "mixture": f"; log p(z) from the mixture of {c.density_components} "
+                               "Gaussians fitted before it"}.get(c.density_prior, "")
             return (f"a diffusion model ({c.prior_layers} residual blocks of {c.prior_hidden} "
-                    "units) fitted to the training codes")
+                    f"units) fitted to the training codes{kept}")
         return (f"a RealNVP flow ({c.prior_layers} couplings of {c.prior_hidden} units) fitted "
                 "to the training codes")
 
@@ -331,7 +335,9 @@ class TrainedVAE:
         """log p(z) under the prior in use (see :attr:`prior`), differentiable in z:
         (N, D) -> (N,)."""
         if self.prior == "fitted":
-            return self.model.latent_prior.log_prob(z)
+            # a diffusion prior's kept flow or mixture gives the density; alone it raises
+            density = self.model.latent_density
+            return (density if density is not None else self.model.latent_prior).log_prob(z)
         return standard_normal_log_prob(z)
 
     def require_latent(self, verb: str) -> None:

@@ -101,6 +101,14 @@ class ModelConfig:
                            "fitted diffusion model", flag=False)
     prior_hidden: int = _f(0, "hidden units of each coupling of the fitted flow, or the width "
                            "of the diffusion model's blocks", flag=False)
+    # A diffusion prior samples but has no density; the flow or mixture fitted before it is
+    # kept beside it, so that log p(z) (seqvae optimize's penalty) stays what it was.
+    density_prior: str = _f("none", "the fitted density kept beside a diffusion prior to give "
+                            "log p(z): the mixture or flow fitted before it, or none",
+                            ("none", "mixture", "flow"), flag=False)
+    density_components: int = _f(0, "components of the kept mixture", flag=False)
+    density_layers: int = _f(0, "coupling layers of the kept flow", flag=False)
+    density_hidden: int = _f(0, "hidden units of each coupling of the kept flow", flag=False)
 
 
 @dataclass(frozen=True)
@@ -215,6 +223,7 @@ class Config:
                                   "save_every", "threads")}
         non_negative = {"model": ("embedding_dim", "latent_dim", "property_head",
                                   "prior_components", "prior_layers", "prior_hidden",
+                                  "density_components", "density_layers", "density_hidden",
                                   "learned_prior", "bag_of_words"),
                         "objective": ("kl_weight", "kl_start_step", "free_bits", "property_weight",
                                       "bag_of_words_weight",

@@ -38,18 +38,26 @@ class VAEOutput(NamedTuple):
     bag_of_words_nll: Tensor | None = None   # (B,) with --bag-of-words: SeqVAE.bag_of_words_nll
 
 
+def make_fitted_density(kind: str, latent_dim: int, components: int, layers: int,
+                        hidden: int) -> GaussianMixture | RealNVP | LatentDiffusion | None:
+    """The module of a prior fitted after training, of ``kind`` (mixture, flow or diffusion)
+    with the recorded sizes (weights loaded after); None for ``standard`` or ``none``."""
+    if kind == "mixture":
+        return GaussianMixture(latent_dim, components)
+    if kind == "flow":
+        return RealNVP(latent_dim, layers, hidden)
+    if kind == "diffusion":
+        return LatentDiffusion(latent_dim, layers, hidden)
+    return None
+
+
 def make_latent_prior(config: ModelConfig) -> GaussianMixture | RealNVP | LatentDiffusion | None:
     """The module of a learned or fitted prior, with the sizes the config records (weights
     loaded after); None for the standard N(0, I)."""
     if config.learned_prior:
         return RealNVP(config.latent_dim, config.learned_prior, config.learned_prior_hidden)
-    if config.latent_prior == "mixture":
-        return GaussianMixture(config.latent_dim, config.prior_components)
-    if config.latent_prior == "flow":
-        return RealNVP(config.latent_dim, config.prior_layers, config.prior_hidden)
-    if config.latent_prior == "diffusion":
-        return LatentDiffusion(config.latent_dim, config.prior_layers, config.prior_hidden)
-    return None
+    return make_fitted_density(config.latent_prior, config.latent_dim, config.prior_components,
+                               config.prior_layers, config.prior_hidden)
 
 
 class SeqVAE(nn.Module):
@@ -93,6 +101,11 @@ class SeqVAE(nn.Module):
         # training never touches, or a flow learned with the model (--learned-prior), the p(z)
         # of its ELBO. Sampling draws from either instead of N(0, I).
         self.latent_prior = make_latent_prior(c) if self.has_latent else None
+        # Beside a diffusion prior, which has no density: the flow or mixture fitted before it,
+        # for log p(z) only.
+        self.latent_density = make_fitted_density(
+            c.density_prior, c.latent_dim, c.density_components, c.density_layers,
+            c.density_hidden) if self.has_latent else None
         if c.tie_weights:
             # Project to the embedding size, then score against the embedding matrix.
             self.output_projection = nn.Linear(c.decoder_hidden, emb, bias=False)

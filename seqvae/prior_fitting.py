@@ -80,6 +80,24 @@ def choose_mixture(train_codes: Tensor, valid_codes: Tensor, components: Sequenc
 SIZES = {"flow": (8, 256, 10), "diffusion": (4, 256, 30), "mixture": (0, 0, 0)}
 
 
+def kept_density(vae: TrainedVAE, kind: str) -> dict[str, str | int]:
+    """When a diffusion model (no density) replaces a fitted mixture or flow, or refits one that
+    already keeps such a density, that density stays in the model as ``latent_density`` to give
+    log p(z): the config fields that describe it, empty when there is none to keep. Any other
+    kind replaces every fitted prior."""
+    c, model = vae.config.model, vae.model
+    if kind != "diffusion":
+        return {}
+    if c.latent_prior in ("mixture", "flow"):
+        model.latent_density = model.latent_prior
+        return {"density_prior": c.latent_prior, "density_components": c.prior_components,
+                "density_layers": c.prior_layers, "density_hidden": c.prior_hidden}
+    if c.density_prior != "none":
+        return {"density_prior": c.density_prior, "density_components": c.density_components,
+                "density_layers": c.density_layers, "density_hidden": c.density_hidden}
+    return {}
+
+
 def add_fitted_prior(checkpoint: str | Path, out: str | Path, kind: str = "flow",
                      components: Sequence[int] = (1, 4, 16), layers: int | None = None,
                      hidden: int | None = None, epochs: int | None = None,
@@ -137,10 +155,18 @@ def add_fitted_prior(checkpoint: str | Path, out: str | Path, kind: str = "flow"
         scores = {"N(0, I)": standard_log_likelihood(valid_codes)}
         sizes = {"prior_layers": layers, "prior_hidden": hidden}
         measured = {"held_out_denoising_loss": history[-1]}
+    density = kept_density(vae, kind)
+    if density:
+        log(f"seqvae: the {density['density_prior']} fitted before is kept beside the "
+            "diffusion model, for log p(z)")
+    else:
+        vae.model.latent_density = None
     vae.model.latent_prior = prior.to(vae.model.device)
     config = vae.config.override("model", latent_prior=kind, **{
-        "prior_components": 0, "prior_layers": 0, "prior_hidden": 0, **sizes})
-    record = {"kind": kind, **sizes, **measured, "train_codes": len(train_mu),
+        "prior_components": 0, "prior_layers": 0, "prior_hidden": 0, **sizes,
+        "density_prior": "none", "density_components": 0, "density_layers": 0,
+        "density_hidden": 0, **density})
+    record = {"kind": kind, **sizes, **measured, **density, "train_codes": len(train_mu),
               "valid_codes": len(valid_codes), "held_out_log_likelihood": scores}
     save_checkpoint(out, config, vae.tokenizer, vae.model,
                     train_state={**loaded.blob.get("train_state", {}), "prior": record})

@@ -102,6 +102,41 @@ def test_fit_prior_fits_a_diffusion_model(trained_smiles_run, tmp_path_factory, 
                           torch.as_tensor(vae.prior_codes(50, seed=1)), atol=0.05)
 
 
+def test_a_diffusion_prior_keeps_the_flow_fitted_before_it_for_log_p(fitted_flow,
+                                                                     tmp_path_factory, capsys):
+    out = tmp_path_factory.mktemp("prior") / "flow_then_diffusion.pt"
+    fit_prior(tmp_path_factory, ["fit-prior", str(fitted_flow), "-o", str(out), "--kind",
+                                 "diffusion", "--layers", "1", "--hidden", "8", "--epochs", "1",
+                                 "--train-codes", "300", "--valid-codes", "50"])
+    assert "the flow 2x8 fitted before, kept" in capsys.readouterr().out
+    flow, both = seqvae.load(fitted_flow), seqvae.load(out)
+    c = both.config.model
+    assert (c.latent_prior, c.density_prior, c.density_layers, c.density_hidden) == (
+        "diffusion", "flow", 2, 8)
+    assert "log p(z) from the RealNVP flow (2 couplings of 8 units)" in both.prior_description
+    # sampling is the diffusion model's; log p(z) is the flow's, unchanged
+    z = torch.randn(7, both.latent_dim, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(both.prior_log_prob(z), flow.prior_log_prob(z))
+    assert (both.prior_codes(5, seed=4) == both.model.latent_prior.sample(
+        5, torch.Generator().manual_seed(4)).numpy()).all()
+    assert not np.allclose(both.prior_codes(5, seed=4), flow.prior_codes(5, seed=4))
+    # a refitted diffusion model keeps the same density; a flow fitted again replaces both
+    again = out.with_name("diffusion_again.pt")
+    fit_prior(tmp_path_factory, ["fit-prior", str(out), "-o", str(again), "--kind", "diffusion",
+                                 "--layers", "1", "--hidden", "8", "--epochs", "1",
+                                 "--train-codes", "300", "--valid-codes", "50"])
+    assert torch.equal(seqvae.load(again).prior_log_prob(z), flow.prior_log_prob(z))
+    refit = out.with_name("flow_again.pt")
+    fit_prior(tmp_path_factory, ["fit-prior", str(out), "-o", str(refit), "--layers", "1",
+                                 "--hidden", "4", "--epochs", "1", "--train-codes", "300",
+                                 "--valid-codes", "50"])
+    replaced = seqvae.load(refit)
+    assert (replaced.config.model.density_prior, replaced.model.latent_density) == ("none", None)
+    # the kept flow ships in half precision with the rest
+    half = seqvae.load(export_half_precision(out, out.with_name("both_half.pt")))
+    assert torch.allclose(half.prior_log_prob(z), flow.prior_log_prob(z), rtol=0.01, atol=0.5)
+
+
 def test_the_standard_prior_stays_available(fitted, trained_smiles_run):
     standard = seqvae.load(fitted, prior="standard")
     assert (standard.prior_codes(4, seed=1) == torch.randn(

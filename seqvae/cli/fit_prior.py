@@ -20,14 +20,17 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                        "density) or a Gaussian mixture whose number of components is chosen on "
                        "validation codes. Prints the mean log-likelihood of validation codes "
                        "under N(0, I) and under the fitted density (for a diffusion model, its "
-                       "validation denoising loss).",
+                       "validation denoising loss). A diffusion model fitted to a checkpoint "
+                       "that has a flow or a mixture keeps that density for log p(z) (the "
+                       "penalty of seqvae optimize).",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="new checkpoint (default: model-prior.pt beside MODEL)")
     p.add_argument("--kind", choices=("flow", "diffusion", "mixture"), default="flow",
                    help="flow: a RealNVP (has a density; the default); diffusion: a denoising "
                    "diffusion model (Ho et al. 2020), only for sampling, closer to codes that "
-                   "lie on a thin part of the space (docs/results/moses.md); mixture: Gaussians")
+                   "lie on a thin part of the space (docs/results/moses.md), keeping a flow or "
+                   "mixture the checkpoint has for log p(z); mixture: Gaussians")
     # per-kind defaults (prior_fitting.SIZES), so none is shown as the flag's default
     p.add_argument("--layers", type=int, default=argparse.SUPPRESS,
                    help="flow: coupling layers (8); diffusion: residual blocks (4)")

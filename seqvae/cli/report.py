@@ -80,6 +80,12 @@ def format_prior_table(record: dict) -> str:
     if record["kind"] == "diffusion":
         lines.append(f"{kept:<{width}}{'(none)':>16}   <- kept; held-out denoising loss "
                      f"{record['held_out_denoising_loss']:.4f} (no likelihood to compare)")
+        if record.get("density_prior", "none") != "none":
+            kept_density = (f"mixture K={record['density_components']}"
+                            if record["density_prior"] == "mixture" else
+                            f"flow {record['density_layers']}x{record['density_hidden']}")
+            lines.append(f"log p(z) (optimisation's penalty): the {kept_density} fitted before, "
+                         "kept beside it")
     return "\n".join(lines)
 
 
