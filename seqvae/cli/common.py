@@ -58,8 +58,9 @@ def decoding_options() -> argparse.ArgumentParser:
 def add_prior_option(parser: argparse.ArgumentParser) -> None:
     """``--prior``, for the commands that draw codes from the prior."""
     parser.add_argument("--prior", choices=("auto", "fitted", "standard"), default="auto",
-                        help="what prior codes are drawn from: the Gaussian mixture that "
-                             "`seqvae fit-prior` fitted to the training codes (fitted), N(0, I) "
+                        help="what prior codes are drawn from (and, for optimize, what "
+                             "log p(z) is): the flow, mixture or diffusion model that `seqvae "
+                             "fit-prior` fitted to the training codes (fitted), N(0, I) "
                              "(standard), or the first where the model has one (auto)")
 
 
