@@ -26,6 +26,7 @@ from .decoding import decode as decode_ids
 from .devices import resolve_device, resolve_precision
 from .errors import SeqVAEError
 from .gaussian import standard_normal_log_prob
+from .latent_diffusion import LatentDiffusion
 from .logs import to_stderr
 from .model import SeqVAE
 from .molecules.chemistry import canonical, is_valid, validity_and_uniqueness
@@ -253,8 +254,8 @@ class TrainedVAE:
                seed: int | None = None, progress: bool = False, **kwargs) -> list[str]:
         """n strings decoded from prior codes (:meth:`prior_codes`; temperature sampling by
         default)."""
-        return self.decode(self.prior_codes(n, seed), method=method, temperature=temperature, seed=seed,
-                           progress=progress, **kwargs)
+        return self.decode(self.prior_codes(n, seed, progress), method=method,
+                           temperature=temperature, seed=seed, progress=progress, **kwargs)
 
     def sample_valid(self, n: int, temperature: float = 1.0, method: str = "sample",
                      seed: int | None = None, max_draws: int | None = None,
@@ -323,12 +324,16 @@ class TrainedVAE:
         return self.decode(latent_path(ends[0], ends[1], steps, path), method=method,
                            seed=seed, **kwargs)
 
-    def prior_codes(self, n: int, seed: int | None = None) -> np.ndarray:
-        """n codes from the prior (see :attr:`prior`): (n, D) float32."""
+    def prior_codes(self, n: int, seed: int | None = None, progress: bool = False) -> np.ndarray:
+        """n codes from the prior (see :attr:`prior`): (n, D) float32. ``progress`` shows a bar
+        where drawing them takes a while (a diffusion prior's denoising steps)."""
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         if self.prior == "fitted":
+            prior = self.model.latent_prior
             with torch.no_grad():
-                return self.model.latent_prior.sample(n, generator).cpu().numpy()
+                if isinstance(prior, LatentDiffusion):
+                    return prior.sample(n, generator, progress=progress).cpu().numpy()
+                return prior.sample(n, generator).cpu().numpy()
         return torch.randn(n, self.latent_dim, generator=generator).numpy()
 
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from typing import Callable
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from .errors import SeqVAEError
 from .gaussian import reparameterize
@@ -119,12 +120,15 @@ class LatentDiffusion(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None,
-               steps: int = SAMPLING_STEPS, batch_size: int = 4096) -> Tensor:
-        """n codes (n, D) float32 on the model's device, each from ``steps`` denoising steps."""
+               steps: int = SAMPLING_STEPS, batch_size: int = 4096,
+               progress: bool = False) -> Tensor:
+        """n codes (n, D) float32 on the model's device, each from ``steps`` denoising steps
+        (a progress bar over the steps on stderr with ``progress``)."""
         device = self.center.device
         x = torch.randn(n, self.dim, generator=generator).to(device)
         times = torch.linspace(1.0, 0.0, steps + 1)
-        for now, then in zip(times[:-1], times[1:]):
+        for now, then in tqdm(list(zip(times[:-1], times[1:])), disable=not progress,
+                              unit="step", desc=f"denoising {n:,} codes"):
             a_now, a_then = alpha_bar(now), alpha_bar(then)
             eps = torch.cat([self(chunk, now.expand(len(chunk)).to(device))
                              for chunk in x.split(batch_size)])

@@ -53,3 +53,13 @@ def test_the_fitted_model_samples_near_a_thin_set():
     gaussian = mu.mean(0) + mu.std(0) * torch.randn(500, 4, generator=g)
     assert to_nearest_end(samples).median() < 0.3 < to_nearest_end(gaussian).median()
     assert 0.3 < (samples @ direction > 0).float().mean() < 0.7     # both ends are sampled
+
+
+def test_sampling_can_show_its_denoising_steps_on_stderr(capsys):
+    model = LatentDiffusion(4, 1, 8)
+    quiet = model.sample(3, torch.Generator().manual_seed(0), steps=5)
+    assert capsys.readouterr().err == ""
+    shown = model.sample(3, torch.Generator().manual_seed(0), steps=5, progress=True)
+    out = capsys.readouterr()
+    assert "denoising 3 codes" in out.err and "5/5" in out.err and out.out == ""
+    assert torch.equal(quiet, shown)
