@@ -80,22 +80,23 @@ def choose_mixture(train_codes: Tensor, valid_codes: Tensor, components: Sequenc
 SIZES = {"flow": (8, 256, 10), "diffusion": (4, 256, 30), "mixture": (0, 0, 0)}
 
 
-def kept_density(vae: TrainedVAE, kind: str) -> dict[str, str | int]:
-    """When a diffusion model (no density) replaces a fitted mixture or flow, or refits one that
-    already keeps such a density, that density stays in the model as ``latent_density`` to give
-    log p(z): the config fields that describe it, empty when there is none to keep. Any other
-    kind replaces every fitted prior."""
+def kept_density(vae: TrainedVAE, kind: str) -> tuple[torch.nn.Module | None, dict[str, str | int]]:
+    """The density to keep beside a new prior of ``kind``, and the config fields that describe
+    it. A diffusion model (no density) that replaces a fitted mixture or flow keeps that one to
+    give log p(z); one that refits a diffusion model keeps the density it kept. Any other kind
+    keeps none: (None, {})."""
     c, model = vae.config.model, vae.model
     if kind != "diffusion":
-        return {}
+        return None, {}
     if c.latent_prior in ("mixture", "flow"):
-        model.latent_density = model.latent_prior
-        return {"density_prior": c.latent_prior, "density_components": c.prior_components,
-                "density_layers": c.prior_layers, "density_hidden": c.prior_hidden}
+        return model.latent_prior, {
+            "density_prior": c.latent_prior, "density_components": c.prior_components,
+            "density_layers": c.prior_layers, "density_hidden": c.prior_hidden}
     if c.density_prior != "none":
-        return {"density_prior": c.density_prior, "density_components": c.density_components,
-                "density_layers": c.density_layers, "density_hidden": c.density_hidden}
-    return {}
+        return model.latent_density, {
+            "density_prior": c.density_prior, "density_components": c.density_components,
+            "density_layers": c.density_layers, "density_hidden": c.density_hidden}
+    return None, {}
 
 
 def add_fitted_prior(checkpoint: str | Path, out: str | Path, kind: str = "flow",
@@ -155,12 +156,10 @@ def add_fitted_prior(checkpoint: str | Path, out: str | Path, kind: str = "flow"
         scores = {"N(0, I)": standard_log_likelihood(valid_codes)}
         sizes = {"prior_layers": layers, "prior_hidden": hidden}
         measured = {"held_out_denoising_loss": history[-1]}
-    density = kept_density(vae, kind)
+    vae.model.latent_density, density = kept_density(vae, kind)
     if density:
         log(f"seqvae: the {density['density_prior']} fitted before is kept beside the "
             "diffusion model, for log p(z)")
-    else:
-        vae.model.latent_density = None
     vae.model.latent_prior = prior.to(vae.model.device)
     config = vae.config.override("model", latent_prior=kind, **{
         "prior_components": 0, "prior_layers": 0, "prior_hidden": 0, **sizes,
