@@ -38,6 +38,16 @@ from .tokenizers import Tokenizer
 LOW_RATE_NATS = 15.0
 
 
+def fitted_density_name(kind: str, components: int, layers: int, hidden: int) -> str:
+    """A fitted prior in words, without its article: ``RealNVP flow (8 couplings of 256
+    units)``, ``mixture of 4 Gaussians``, ``diffusion model (4 residual blocks of 256 units)``."""
+    if kind == "mixture":
+        return f"mixture of {components} Gaussians"
+    if kind == "diffusion":
+        return f"diffusion model ({layers} residual blocks of {hidden} units)"
+    return f"RealNVP flow ({layers} couplings of {hidden} units)"
+
+
 class TrainedVAE:
     """A trained model with its tokenizer, ready for inference."""
 
@@ -85,19 +95,15 @@ class TrainedVAE:
         if self.prior == "standard":
             return "N(0, I)"
         if c.learned_prior:
-            return (f"a RealNVP flow ({c.learned_prior} couplings of {c.learned_prior_hidden} "
-                    "units) learned with the model")
-        if c.latent_prior == "mixture":
-            return f"a mixture of {c.prior_components} Gaussians fitted to the training codes"
-        if c.latent_prior == "diffusion":
-            kept = {"flow": f"; log p(z) from the RealNVP flow ({c.density_layers} couplings of "
-                            f"{c.density_hidden} units) fitted before it",
-                    "mixture": f"; log p(z) from the mixture of {c.density_components} "
-                               "Gaussians fitted before it"}.get(c.density_prior, "")
-            return (f"a diffusion model ({c.prior_layers} residual blocks of {c.prior_hidden} "
-                    f"units) fitted to the training codes{kept}")
-        return (f"a RealNVP flow ({c.prior_layers} couplings of {c.prior_hidden} units) fitted "
-                "to the training codes")
+            flow = fitted_density_name("flow", 0, c.learned_prior, c.learned_prior_hidden)
+            return f"a {flow} learned with the model"
+        prior = fitted_density_name(c.latent_prior, c.prior_components, c.prior_layers,
+                                    c.prior_hidden)
+        if c.density_prior == "none":
+            return f"a {prior} fitted to the training codes"
+        density = fitted_density_name(c.density_prior, c.density_components, c.density_layers,
+                                      c.density_hidden)
+        return f"a {prior} fitted to the training codes; log p(z) from the {density} fitted before it"
 
     @property
     def recorded_kl(self) -> float | None:

@@ -80,23 +80,23 @@ def choose_mixture(train_codes: Tensor, valid_codes: Tensor, components: Sequenc
 SIZES = {"flow": (8, 256, 10), "diffusion": (4, 256, 30), "mixture": (0, 0, 0)}
 
 
+DENSITY_SIZES = ("components", "layers", "hidden")
+
+
 def kept_density(vae: TrainedVAE, kind: str) -> tuple[torch.nn.Module | None, dict[str, str | int]]:
-    """The density to keep beside a new prior of ``kind``, and the config fields that describe
-    it. A diffusion model (no density) that replaces a fitted mixture or flow keeps that one to
-    give log p(z); one that refits a diffusion model keeps the density it kept. Any other kind
-    keeps none: (None, {})."""
-    c, model = vae.config.model, vae.model
-    if kind != "diffusion":
-        return None, {}
-    if c.latent_prior in ("mixture", "flow"):
-        return model.latent_prior, {
-            "density_prior": c.latent_prior, "density_components": c.prior_components,
-            "density_layers": c.prior_layers, "density_hidden": c.prior_hidden}
-    if c.density_prior != "none":
-        return model.latent_density, {
-            "density_prior": c.density_prior, "density_components": c.density_components,
-            "density_layers": c.density_layers, "density_hidden": c.density_hidden}
-    return None, {}
+    """The density to keep beside a new prior of ``kind``, and the config fields
+    (``density_*``) that describe it. A diffusion model (no density) that replaces a fitted
+    mixture or flow keeps that one to give log p(z); one that refits a diffusion model keeps the
+    density it kept. Any other kind keeps none: (None, the fields of "none")."""
+    c = vae.config.model
+    if kind == "diffusion" and c.latent_prior in ("mixture", "flow"):
+        module, source, prefix = vae.model.latent_prior, c.latent_prior, "prior"
+    elif kind == "diffusion" and c.density_prior != "none":
+        module, source, prefix = vae.model.latent_density, c.density_prior, "density"
+    else:
+        return None, {"density_prior": "none", **{f"density_{s}": 0 for s in DENSITY_SIZES}}
+    return module, {"density_prior": source,
+                    **{f"density_{s}": getattr(c, f"{prefix}_{s}") for s in DENSITY_SIZES}}
 
 
 def add_fitted_prior(checkpoint: str | Path, out: str | Path, kind: str = "flow",
@@ -157,15 +157,14 @@ def add_fitted_prior(checkpoint: str | Path, out: str | Path, kind: str = "flow"
         sizes = {"prior_layers": layers, "prior_hidden": hidden}
         measured = {"held_out_denoising_loss": history[-1]}
     vae.model.latent_density, density = kept_density(vae, kind)
-    if density:
-        log(f"seqvae: the {density['density_prior']} fitted before is kept beside the "
+    kept = density if vae.model.latent_density is not None else {}
+    if kept:
+        log(f"seqvae: the {kept['density_prior']} fitted before is kept beside the "
             "diffusion model, for log p(z)")
     vae.model.latent_prior = prior.to(vae.model.device)
     config = vae.config.override("model", latent_prior=kind, **{
-        "prior_components": 0, "prior_layers": 0, "prior_hidden": 0, **sizes,
-        "density_prior": "none", "density_components": 0, "density_layers": 0,
-        "density_hidden": 0, **density})
-    record = {"kind": kind, **sizes, **measured, **density, "train_codes": len(train_mu),
+        "prior_components": 0, "prior_layers": 0, "prior_hidden": 0, **sizes, **density})
+    record = {"kind": kind, **sizes, **measured, **kept, "train_codes": len(train_mu),
               "valid_codes": len(valid_codes), "held_out_log_likelihood": scores}
     save_checkpoint(out, config, vae.tokenizer, vae.model,
                     train_state={**loaded.blob.get("train_state", {}), "prior": record})
