@@ -137,6 +137,20 @@ def trained_text_lm(tmp_path_factory):
                        model={"latent_dim": 0})
 
 
+@pytest.fixture(scope="module")
+def text_vae(trained_text_run):
+    """The tiny text VAE, loaded once per test module."""
+    import seqvae
+    return seqvae.load(trained_text_run / "model.pt", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def text_lm(trained_text_lm):
+    """The tiny language model, loaded once per test module."""
+    import seqvae
+    return seqvae.load(trained_text_lm / "model.pt", device="cpu")
+
+
 @pytest.fixture(scope="session")
 def trained_smiles_head(tmp_path_factory):
     """A tiny SMILES VAE with a jointly trained property head; read-only."""

@@ -5,32 +5,21 @@ import numpy as np
 import pytest
 import torch
 
-import seqvae
 from seqvae.data import TokenizedSplit
 from seqvae.errors import SeqVAEError
 from seqvae.evaluation import bleu_units, evaluate_sequences, format_table
 
 
 @pytest.fixture(scope="module")
-def vae(trained_text_run):
-    return seqvae.load(trained_text_run / "model.pt", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def lm(trained_text_lm):
-    return seqvae.load(trained_text_lm / "model.pt", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def sentences(vae):
+def sentences(text_vae):
     lines = ["the company said it will sell its unit", "the market fell sharply",
              "mr. smith is chairman", "shares rose N cents to $ N", "he did n't say"]
-    return TokenizedSplit.from_lists(vae.tokenizer.encode_batch(lines))
+    return TokenizedSplit.from_lists(text_vae.tokenizer.encode_batch(lines))
 
 
-def _one_by_one(vae, sentences):
+def _one_by_one(text_vae, sentences):
     """Each sentence alone, as [<bos>, ids, <eos>] (1, T), with no batching or padding."""
-    tok = vae.tokenizer
+    tok = text_vae.tokenizer
     return [torch.tensor([[tok.bos_id, *sentences[i].tolist(), tok.eos_id]])
             for i in range(len(sentences))]
 
@@ -43,10 +32,10 @@ def _log_p_x_given_z(model, x, z):
 
 
 @torch.no_grad()
-def test_vae_results_against_hand_computed_terms(vae, sentences):
-    r = evaluate_sequences(vae, sentences, k=64, batch_size=2)
+def test_vae_results_against_hand_computed_terms(text_vae, sentences):
+    r = evaluate_sequences(text_vae, sentences, k=64, batch_size=2)
     assert r["n"] == 5 and r["k"] == 64
-    model, xs = vae.model, _one_by_one(vae, sentences)
+    model, xs = text_vae.model, _one_by_one(text_vae, sentences)
     assert r["tokens"] == sum(x.size(1) - 1 for x in xs)            # <eos> counted, <bos> not
     # KL(N(mu, sigma^2) || N(0, I)) in closed form, one sentence at a time
     kls, recs = [], []
@@ -65,25 +54,25 @@ def test_vae_results_against_hand_computed_terms(vae, sentences):
     assert 0 <= r["mutual_information"] <= math.log(5) + 0.5
     assert 0 <= r["active_units"] <= r["latent_dim"] == 4
     # exact match: the greedy decodes of the means, compared with the inputs by hand
-    lines = [vae.tokenizer.decode(sentences[i].tolist()) for i in range(5)]
-    back = vae.reconstruct(lines)
+    lines = [text_vae.tokenizer.decode(sentences[i].tolist()) for i in range(5)]
+    back = text_vae.reconstruct(lines)
     assert r["exact_match"] == pytest.approx(np.mean([a == b for a, b in zip(back, lines)]))
     assert 0 <= r["bleu"] <= 1
     assert "perplexity" in format_table(r)
 
 
-def test_vae_results_are_seeded_and_batch_independent(vae, sentences, monkeypatch):
-    a = evaluate_sequences(vae, sentences, k=16, batch_size=5, seed=3)
-    b = evaluate_sequences(vae, sentences, k=16, batch_size=5, seed=3)
+def test_vae_results_are_seeded_and_batch_independent(text_vae, sentences, monkeypatch):
+    a = evaluate_sequences(text_vae, sentences, k=16, batch_size=5, seed=3)
+    b = evaluate_sequences(text_vae, sentences, k=16, batch_size=5, seed=3)
     assert a["nll"] == b["nll"] and a["mutual_information"] == b["mutual_information"]
     # the KL and the greedy reconstructions do not depend on the samples or the batching
-    c = evaluate_sequences(vae, sentences, k=16, batch_size=1, seed=4)
+    c = evaluate_sequences(text_vae, sentences, k=16, batch_size=1, seed=4)
     assert c["kl"] == pytest.approx(a["kl"], rel=1e-5)
     assert c["bleu"] == pytest.approx(a["bleu"]) and c["active_units"] == a["active_units"]
     # NLL: the importance samples differ with the batching, but with k = 256 the estimates of
     # 5 sentences agree to well within 0.15 nats (their spread over seeds is about 0.02);
     # padding leaking into a sum would move them by nats
-    nll = {bs: evaluate_sequences(vae, sentences, k=256, batch_size=bs, seed=5)["nll"]
+    nll = {bs: evaluate_sequences(text_vae, sentences, k=256, batch_size=bs, seed=5)["nll"]
            for bs in (1, 2, 5)}
     assert max(nll.values()) - min(nll.values()) < 0.15
     # MI: its one random input is the one sample z_n ~ q(z|x_n); its other inputs, the
@@ -96,7 +85,7 @@ def test_vae_results_are_seeded_and_batch_independent(vae, sentences, monkeypatc
         monkeypatch.setattr(ev, "mutual_information",
                             lambda mu, logvar, z, bs=bs: seen.setdefault(bs, (mu, logvar, z))
                             and real(mu, logvar, z))
-        evaluate_sequences(vae, sentences, k=4, batch_size=bs, seed=5)
+        evaluate_sequences(text_vae, sentences, k=4, batch_size=bs, seed=5)
     mu, logvar, z = seen[5]
     held = {bs: real(seen[bs][0], seen[bs][1], z) for bs in seen}
     assert max(held.values()) - min(held.values()) < 1e-4
@@ -104,31 +93,31 @@ def test_vae_results_are_seeded_and_batch_independent(vae, sentences, monkeypatc
 
 
 @torch.no_grad()
-def test_language_model_is_exact_with_one_sample(lm, sentences):
-    r = evaluate_sequences(lm, sentences, k=500)
+def test_language_model_is_exact_with_one_sample(text_lm, sentences):
+    r = evaluate_sequences(text_lm, sentences, k=500)
     assert r["k"] == 1 and r["latent_dim"] == 0
     assert r["kl"] == 0 and r["mutual_information"] == 0 and r["active_units"] == 0
     # log p(x) of a language model, by teacher forcing one sentence at a time
-    exact = [-_log_p_x_given_z(lm.model, x, torch.zeros(1, 0)).item()
-             for x in _one_by_one(lm, sentences)]
+    exact = [-_log_p_x_given_z(text_lm.model, x, torch.zeros(1, 0)).item()
+             for x in _one_by_one(text_lm, sentences)]
     assert r["nll"] == pytest.approx(np.mean(exact), rel=1e-5)
     assert r["rec"] == pytest.approx(np.mean(exact), rel=1e-5)
 
 
-def test_bf16_scores_the_importance_samples_under_autocast_and_stays_close(vae, sentences,
+def test_bf16_scores_the_importance_samples_under_autocast_and_stays_close(text_vae, sentences,
                                                                            monkeypatch):
     seen = []
-    real = type(vae.model).log_likelihood
+    real = type(text_vae.model).log_likelihood
 
     def spy(self, tokens, z, *args, **kwargs):
         seen.append(torch.is_autocast_enabled("cpu"))
         return real(self, tokens, z, *args, **kwargs)
 
-    monkeypatch.setattr(type(vae.model), "log_likelihood", spy)
-    fp32 = evaluate_sequences(vae, sentences, k=32, batch_size=5, seed=2, precision="fp32")
+    monkeypatch.setattr(type(text_vae.model), "log_likelihood", spy)
+    fp32 = evaluate_sequences(text_vae, sentences, k=32, batch_size=5, seed=2, precision="fp32")
     assert seen and not any(seen)
     seen.clear()
-    bf16 = evaluate_sequences(vae, sentences, k=32, batch_size=5, seed=2, precision="bf16")
+    bf16 = evaluate_sequences(text_vae, sentences, k=32, batch_size=5, seed=2, precision="bf16")
     assert seen and all(seen)
     assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
     # the same samples: only the rounding of the decoder's products differs (bf16 keeps 8 bits
@@ -137,7 +126,7 @@ def test_bf16_scores_the_importance_samples_under_autocast_and_stays_close(vae, 
     # the encoder, KL and greedy decodes stay fp32
     assert bf16["kl"] == fp32["kl"] and bf16["exact_match"] == fp32["exact_match"]
     with pytest.raises(SeqVAEError, match="fp32 or bf16"):
-        evaluate_sequences(vae, sentences, k=2, precision="fp16")
+        evaluate_sequences(text_vae, sentences, k=2, precision="fp16")
 
 
 def _stub_model(kind, pieces):
