@@ -12,7 +12,7 @@ from ..config import PRESETS, preset
 from ..devices import resolve_device
 from ..errors import SeqVAEError
 from ..files import atomic_write
-from .common import add_config_flags, config_from_args, err
+from .common import HelpFormatter, add_config_flags, config_from_args, err
 from .report import format_bench
 
 
@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                        description="Time training (real length-bucketed batches, warm-up "
                        "excluded), prior sampling and encoding, and compare the achieved "
                        "GFLOP/s with this machine's measured fp32 matmul peak.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), default="moses")
     p.add_argument("--steps", type=int, default=20, help="timed training steps")
     p.add_argument("--warmup", type=int, default=3, help="untimed training steps first")

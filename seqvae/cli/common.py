@@ -23,6 +23,17 @@ SHORT_HELP = {"data": "corpus and splits", "tokenizer": "tokenizer", "model": "a
 PROGRESS_FROM = 5000
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default, except where there is nothing to say (``None``,
+    an off switch) or the help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text.lower():
+            return text
+        return super()._get_help_string(action)
+
+
 def device_options() -> argparse.ArgumentParser:
     """The parent parser of every command: where it runs."""
     parent = argparse.ArgumentParser(add_help=False)

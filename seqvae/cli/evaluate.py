@@ -22,7 +22,7 @@ from ..text.evaluation import (
     short_texts,
     vocabulary,
 )
-from .common import add_prior_option, beside, err, load_model, model_file, read_inputs
+from .common import HelpFormatter, add_prior_option, beside, err, load_model, model_file, read_inputs
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                        "and KL), mutual information I(x;z), active units, and greedy "
                        "reconstruction (exact match, BLEU-4) on a split of the training corpus "
                        "or on a file. Prints a table and writes JSON.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("--split", default="test", help="split of the model's own corpus")
     p.add_argument("--file", type=Path, default=None,
                    help="evaluate the lines of this file instead of a split")

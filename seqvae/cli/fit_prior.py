@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..prior_fitting import add_fitted_prior
-from .common import beside, err
+from .common import HelpFormatter, beside, err
 from .report import format_prior_table
 
 
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                        "validation denoising loss). A diffusion model fitted to a checkpoint "
                        "that has a flow or a mixture keeps that density for log p(z) (the "
                        "penalty of seqvae optimize).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="new checkpoint (default: model-prior.pt beside MODEL)")
     p.add_argument("--kind", choices=("flow", "diffusion", "mixture"), default="flow",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import SeqVAEError
 from ..molecules.property_fitting import add_property_head
-from .common import beside, err
+from .common import HelpFormatter, beside, err
 from .report import format_head_table
 
 
@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                        description="Fit an MLP from posterior means to logP, QED, SA and "
                        "penalised logP (computed with RDKit, cached) and write a new checkpoint "
                        "holding the model with that head. Prints validation MAE and R^2.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="new checkpoint (default: model-properties.pt beside CHECKPOINT)")
     p.add_argument("--hidden", type=int, default=256, help="hidden units of the MLP")

@@ -7,7 +7,7 @@ import json
 from ..errors import SeqVAEError
 from ..evaluation import load_split
 from ..text.evaluation import endpoint_recovery, short_texts
-from .common import add_prior_option, err, load_model, note_unknown
+from .common import HelpFormatter, add_prior_option, err, load_model, note_unknown
 from .report import format_path, format_test_pairs
 
 
@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                        help="decode points on a latent path between two sentences",
                        description="Encode two sentences (or SMILES) to their posterior means, "
                        "walk a path between them, and decode each point (Bowman et al. 2016).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("endpoints", nargs="*", metavar="SENTENCE",
                    help="the two endpoints (quote each one)")
     p.add_argument("--random", action="store_true",

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..corpus_files import read_sequences
 from ..errors import SeqVAEError
 from ..molecules.optimization import lowest_test_molecules, optimize
-from .common import add_prior_option, err, load_model
+from .common import HelpFormatter, add_prior_option, err, load_model
 from .report import format_optimization
 
 
@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                        "checked with RDKit and scored with its true property. Invalid decodes "
                        "are counted, never returned. Needs a model with a property head "
                        "(train with --property-head N, or run seqvae fit-properties).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("--objective", choices=("qed", "logp", "plogp"), required=True,
                    help="plogp: penalised logP = logP - SA - max(0, largest ring - 6)")
     p.add_argument("--start", action="append", default=[], metavar="SMILES",

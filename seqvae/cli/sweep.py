@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import SeqVAEError
 from ..sweep import format_table, run_sweep
-from .common import err
+from .common import HelpFormatter, err
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                     "OUT/rate_distortion.png. Run it again to resume a stopped sweep. Flags "
                     "after -- go to seqvae train, e.g.: seqvae sweep --out runs/sweep-ptb "
                     "--rates 5 10 20 40 80 -- --data ptb --preset ptb-interpolate --max-steps 4000",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="sweep folder (one run folder per rate)")
     p.add_argument("--rates", type=float, nargs="+", required=True,
                    help="target KLs in nats per sequence")

@@ -8,7 +8,7 @@ from ..api import load
 from ..checkpoint import read_checkpoint
 from ..config import PRESET_NOTES, PRESETS, Config, preset
 from ..training import train
-from .common import add_config_flags, config_from_args, err
+from .common import HelpFormatter, add_config_flags, config_from_args, err
 from .report import print_train_summary
 
 
@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p = sub.add_parser("train", parents=parents, help="train a model on a corpus",
                        description="Train a sequence VAE. Every preset value can be overridden "
                        "by the flags below; the checkpoint is written to OUT/model.pt.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="named settings (docs/guide/own-data.md#presets); flags override them")

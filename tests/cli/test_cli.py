@@ -18,6 +18,20 @@ def test_every_command_has_help():
         assert exc.value.code == 0
 
 
+def test_help_gives_defaults_that_say_something(capsys):
+    for command in ("train", "evaluate", "fit-prior"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default: None)" not in text and "(default: False)" not in text
+        assert text.count("(default:") == text.count("default:")   # never said twice
+    with pytest.raises(SystemExit):
+        main(["fit-prior", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 200000)" in text                                # --train-codes
+    assert "(default: model-prior.pt beside MODEL)" in text          # its own words, once
+
+
 def test_console_script_is_installed():
     exe = shutil.which("seqvae")
     assert exe, "the seqvae console script is not on PATH: pip install -e ."
