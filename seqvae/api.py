@@ -32,7 +32,7 @@ from .model import SeqVAE
 from .molecules.chemistry import canonical, is_valid, validity_and_uniqueness
 from .molecules.smiles_valence import SmilesValence
 from .text.interpolation import path as latent_path
-from .tokenizers import Tokenizer
+from .tokenizers import UNK, Tokenizer
 
 # Below this validation KL (nats per sequence) a model's codes identify little of their input.
 LOW_RATE_NATS = 15.0
@@ -155,9 +155,14 @@ class TrainedVAE:
         return ids, dict(sorted(found.items()))
 
     def unknown_tokens(self, texts: Sequence[str]) -> list[int]:
-        """How many tokens of each input the tokenizer never saw in training (encoded as <unk>)."""
+        """How many tokens of each input the tokenizer never saw in training (encoded as <unk>).
+
+        A corpus that writes its rare words as the literal token ``<unk>`` (the Penn Treebank)
+        has seen that token: it is not counted."""
         unk = self.tokenizer.unk_id
-        return [ids.count(unk) for ids in self.tokenizer.encode_batch(list(texts))]
+        literal = self.tokenizer.encode(UNK) == [unk]
+        return [max(0, ids.count(unk) - (text.split().count(UNK) if literal else 0))
+                for text, ids in zip(texts, self.tokenizer.encode_batch(list(texts)))]
 
     def _ids(self, texts: Sequence[str], check: bool = True) -> list[list[int]]:
         if not check:

@@ -1,5 +1,7 @@
 """Interpolation quality (seqvae.text.evaluation) and the API's interpolation, on a tiny
 trained sentence VAE."""
+from pathlib import Path
+
 import pytest
 
 from seqvae.errors import SeqVAEError
@@ -13,6 +15,8 @@ from seqvae.text.evaluation import (
     vocabulary,
     words,
 )
+
+PTB_SAMPLE = Path(__file__).resolve().parents[2] / "data" / "ptb_sample.txt"
 
 
 def test_endpoint_recovery(text_vae):
@@ -122,3 +126,11 @@ def test_sample_fluency_counts_the_invented_words_of_the_same_samples(text_vae, 
     assert r["invented_words"] == invented_word_share(
         text_vae.sample(12, method="sample", seed=3), known)
     assert "invented_words" not in sample_fluency(text_vae, text_lm, n=2, seed=3)
+
+
+def test_a_literal_unk_of_the_corpus_is_not_an_unknown_word(text_vae):
+    # the PTB writes rare words as "<unk>": the model has seen that token, not a new word
+    training_text = PTB_SAMPLE.read_text()
+    assert "<unk>" in training_text and "zzqxv" not in training_text
+    texts = ["the <unk> said", "the zzqxv said", "<unk> zzqxv <unk>"]
+    assert text_vae.unknown_tokens(texts) == [0, 1, 1]
