@@ -338,7 +338,8 @@ PRESETS["moses-autoencoder"] = {
     "objective": {**RATE_OBJECTIVE, "target_kl": 40.0},
     "train": {**PRESETS["cpu-small"]["train"], "max_steps": 8000, "val_every": 1000},
 }
-# sentences whose codes decode back to them: the ptb network with tied embeddings at 80 nats
+# sentences whose codes decode back to them at a density model's rate: the ptb network with
+# tied embeddings at 80 nats (the shipped `ptb` until 2026-12-07)
 PRESETS["ptb-interpolate"] = {
     "data": PRESETS["ptb"]["data"], "tokenizer": PRESETS["ptb"]["tokenizer"],
     "model": {**PRESETS["ptb"]["model"], "tie_weights": True},
@@ -348,7 +349,7 @@ PRESETS["ptb-interpolate"] = {
 # natural sentences whose codes decode back to them (the shipped `brown`): the ptb network on
 # sentencepiece pieces, a wider code, no dropout, sentences of at most 40 pieces, and half of
 # the sentences drawn replaced by random spans of their words (docs/results/brown.md says how
-# each choice was measured)
+# each choice was measured); with --data ptb --tokenizer word, the shipped `ptb`
 PRESETS["brown-interpolate"] = {
     "data": {"source": "brown", "max_length": 40, "span_augment": 0.5},
     "tokenizer": {"kind": "sentencepiece", "vocab_size": 4000},
@@ -370,7 +371,8 @@ PRESET_NOTES = {
                          "latent optimisation (--target-kl 40)",
     "ptb-interpolate": "sentences whose codes decode back to them: interpolation (--target-kl 80)",
     "brown-interpolate": "natural English sentences whose codes decode back to them: "
-                         "interpolation on the Brown corpus (--target-kl 300)",
+                         "interpolation on the Brown corpus (--target-kl 300; with --data ptb "
+                         "--tokenizer word, the shipped ptb)",
 }
 
 

@@ -100,14 +100,14 @@ SHIPPED_GUARDS = {
     # molecules of data/moses_test_sample.smi)["share"]
     "moses": ("moses_test_sample.smi", 1000, 0.937),
     # exact greedy reconstruction of the first 300 sentences of data/ptb_sample.txt (PTB train)
-    "ptb": ("ptb_sample.txt", 300, 10 / 300),
+    "ptb": ("ptb_sample.txt", 300, 124 / 300),
     # exact greedy reconstruction of the 500 sentences of data/brown_test_sample.txt (the first
     # 500 Brown test sentences of at most 15 words)
     "brown": ("brown_test_sample.txt", 500, 138 / 500),
 }
 # Decoding is deterministic: the margin is one or two items (of 1,000 molecules, of 300 or 500
 # sentences) whose argmax may tie differently under another CPU's summation order.
-GUARD_TOLERANCE_ITEMS = {"moses": 2, "ptb": 1, "brown": 2}
+GUARD_TOLERANCE_ITEMS = {"moses": 2, "ptb": 2, "brown": 2}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_GUARDS))
