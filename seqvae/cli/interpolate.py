@@ -32,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--steps", type=int, default=8, help="points on the path, endpoints included")
     p.add_argument("--path", choices=("linear", "slerp"), default="linear")
     p.add_argument("--decode", choices=("greedy", "beam", "sample"), default="greedy",
-                   help="how each point is decoded")
+                   help="how each point is decoded (with --test-pairs, also how the endpoints "
+                   "must come back: greedy or beam; greedy for sample)")
     p.add_argument("--beam-size", type=int, default=5)
     p.add_argument("--temperature", type=float, default=1.0, help="for --decode sample")
     p.add_argument("--seed", type=int, default=0, help="for --random, --test-pairs and sampling")
@@ -86,7 +87,11 @@ def interpolate_test_pairs(vae, args: argparse.Namespace, options: dict) -> int:
     if len(texts) < 2:
         raise SeqVAEError(f"fewer than two test sentences of at most {args.max_words} words; "
                           "raise --max-words, or 0 for any length")
-    result = endpoint_recovery(vae, texts, pairs=args.test_pairs, seed=args.seed)
+    # the endpoints come back under the decoding asked for (greedy for --decode sample, which
+    # gives a different sentence each time)
+    method = "beam" if args.decode == "beam" else "greedy"
+    result = endpoint_recovery(vae, texts, pairs=args.test_pairs, seed=args.seed, method=method,
+                               beam_size=args.beam_size)
     examples = [{"start": texts[a], "end": texts[b],
                  "points": vae.interpolate(texts[a], texts[b], **options)}
                 for a, b in result["chosen"][:args.show]]

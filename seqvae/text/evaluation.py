@@ -44,12 +44,16 @@ def short_texts(texts: Sequence[str], max_words: int | None) -> list[str]:
     return [t for t in texts if max_words is None or len(t.split()) <= max_words]
 
 
-def comes_back(vae: TrainedVAE, texts: Sequence[str]) -> list[bool]:
+def comes_back(vae: TrainedVAE, texts: Sequence[str], method: str = "greedy",
+               beam_size: int = 5) -> list[bool]:
     """For each of ``texts``: does it come back exactly, as the tokenizer reads it, when it is
-    encoded to its posterior mean and decoded greedily?"""
+    encoded to its posterior mean and decoded greedily (``method="beam"``: by a beam search of
+    ``beam_size``)?"""
+    if method not in ("greedy", "beam"):
+        raise SeqVAEError(f"a sentence comes back under greedy or beam decoding, not {method!r}")
     tok = vae.tokenizer
-    return [tok.encode(a) == tok.encode(b)
-            for a, b in zip(texts, vae.reconstruct(texts, check=False))]
+    back = vae.reconstruct(texts, check=False, method=method, beam_size=beam_size)
+    return [tok.encode(a) == tok.encode(b) for a, b in zip(texts, back)]
 
 
 def exact_reconstruction(vae: TrainedVAE, texts: Sequence[str]) -> float:
@@ -68,19 +72,22 @@ def random_pairs(n: int, pairs: int, seed: int) -> list[tuple[int, int]]:
 
 
 def endpoint_recovery(vae: TrainedVAE, texts: Sequence[str], pairs: int = 100,
-                      seed: int = 0) -> dict[str, Any]:
+                      seed: int = 0, method: str = "greedy", beam_size: int = 5) -> dict[str, Any]:
     """The share of random pairs of ``texts`` whose two endpoints, encoded to their posterior
-    means and decoded greedily, come back as themselves (as the tokenizer reads them).
+    means and decoded greedily (or by beam search: :func:`comes_back`), come back as themselves
+    (as the tokenizer reads them).
 
-    Returns the share, the number of pairs, and the pairs (index pairs into ``texts``).
+    Returns the share, the number of pairs, the pairs (index pairs into ``texts``) and the
+    decoding method.
     """
     vae.require_latent("interpolate")
     chosen = random_pairs(len(texts), pairs, seed)
     used = sorted({i for pair in chosen for i in pair})
-    back = dict(zip(used, comes_back(vae, [texts[i] for i in used])))
+    back = dict(zip(used, comes_back(vae, [texts[i] for i in used], method, beam_size)))
     recovered = sum(back[a] and back[b] for a, b in chosen)
     return {"pairs": pairs, "recovered_pairs": recovered, "share": recovered / max(pairs, 1),
-            "sentences_recovered": float(np.mean(list(back.values()))), "chosen": chosen}
+            "sentences_recovered": float(np.mean(list(back.values()))), "chosen": chosen,
+            "method": method, "beam_size": beam_size if method == "beam" else None}
 
 
 def path_resemblance(vae: TrainedVAE, texts: Sequence[str], pairs: Sequence[tuple[int, int]],

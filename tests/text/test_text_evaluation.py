@@ -7,6 +7,7 @@ import pytest
 from seqvae.errors import SeqVAEError
 from seqvae.metrics import unigram_f1
 from seqvae.text.evaluation import (
+    comes_back,
     endpoint_recovery,
     invented_word_share,
     language_model_nll,
@@ -28,6 +29,22 @@ def test_endpoint_recovery(text_vae):
     assert r["recovered_pairs"] == round(r["share"] * 10)
     with pytest.raises(SeqVAEError):
         endpoint_recovery(text_vae, ["one"], pairs=1)
+
+
+def test_endpoints_can_be_required_to_come_back_under_beam_search(text_vae):
+    texts = ["the market fell", "he said", "mr. smith is chairman", "shares rose"]
+    tok = text_vae.tokenizer
+    by_beam = text_vae.reconstruct(texts, check=False, method="beam", beam_size=3)
+    by_hand = [tok.encode(a) == tok.encode(b) for a, b in zip(texts, by_beam)]
+    assert comes_back(text_vae, texts, method="beam", beam_size=3) == by_hand
+    r = endpoint_recovery(text_vae, texts, pairs=10, seed=0, method="beam", beam_size=3)
+    assert r["method"] == "beam" and r["beam_size"] == 3
+    from seqvae.cli.report import format_test_pairs
+    assert "(beam-search decoding, 3 beams, of the posterior mean" in format_test_pairs(r, [])
+    assert r["recovered_pairs"] == sum(by_hand[a] and by_hand[b] for a, b in r["chosen"])
+    assert endpoint_recovery(text_vae, texts, pairs=10, seed=0)["method"] == "greedy"
+    with pytest.raises(SeqVAEError, match="greedy or beam"):
+        comes_back(text_vae, texts, method="sample")
 
 
 def test_path_resemblance_scores_each_point_against_both_ends(text_vae):
@@ -98,12 +115,12 @@ def test_exact_reconstruction_counts_the_sentences_that_come_back_token_for_toke
 
     from seqvae.text.evaluation import exact_reconstruction
     decoded = {"the cat sat": "the cat sat", "a dog ran": "a dog sat", "it rained": "it  rained"}
-    text_vae = SimpleNamespace(reconstruct=lambda texts, check: [decoded[t] for t in texts],
-                          tokenizer=SimpleNamespace(encode=str.split))
+    fake_vae = SimpleNamespace(reconstruct=lambda texts, check, **_: [decoded[t] for t in texts],
+                               tokenizer=SimpleNamespace(encode=str.split))
     # the third differs only in spacing, which the tokenizer does not see: 2 of 3 come back
-    assert exact_reconstruction(text_vae, list(decoded)) == pytest.approx(2 / 3)
+    assert exact_reconstruction(fake_vae, list(decoded)) == pytest.approx(2 / 3)
     with pytest.raises(SeqVAEError):
-        exact_reconstruction(text_vae, [])
+        exact_reconstruction(fake_vae, [])
 
 
 def test_words_are_lower_cased_letters_with_inner_apostrophes():
