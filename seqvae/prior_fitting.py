@@ -50,6 +50,12 @@ def standard_log_likelihood(codes: Tensor) -> float:
     return standard_normal_log_prob(codes).mean().item()
 
 
+def score_name(kind: str, components: int = 0, layers: int = 0, hidden: int = 0) -> str:
+    """A fitted density's short name, the key of its held-out score in the fit record and its
+    row in the fit report: ``mixture K=4``, ``flow 8x256``, ``diffusion 4x256``."""
+    return f"mixture K={components}" if kind == "mixture" else f"{kind} {layers}x{hidden}"
+
+
 def choose_mixture(train_codes: Tensor, valid_codes: Tensor, components: Sequence[int],
                    seed: int = 0, iterations: int = 100, log: Callable[[str], None] = to_stderr,
                    ) -> tuple[GaussianMixture, dict[str, float]]:
@@ -66,7 +72,7 @@ def choose_mixture(train_codes: Tensor, valid_codes: Tensor, components: Sequenc
         mixture = fit_gaussian_mixture(train_codes, k, iterations=iterations, seed=seed)
         with torch.no_grad():
             score = mixture.log_prob(valid_codes).mean().item()
-        scores[f"mixture K={k}"] = score
+        scores[score_name("mixture", components=k)] = score
         log(f"seqvae: mixture of {k}: held-out log-likelihood {score:.2f} nats per code "
             f"(N(0, I): {standard:.2f})")
         if best is None or score > best[0]:
@@ -144,7 +150,7 @@ def add_fitted_prior(checkpoint: str | Path, out: str | Path, kind: str = "flow"
         prior, history = fit_flow(train_mu, train_logvar, valid_codes, layers=layers,
                                   hidden=hidden, epochs=epochs, seed=seed, log=log)
         scores = {"N(0, I)": standard_log_likelihood(valid_codes),
-                  f"flow {layers}x{hidden}": history[-1]}
+                  score_name("flow", layers=layers, hidden=hidden): history[-1]}
         sizes = {"prior_layers": layers, "prior_hidden": hidden}
     else:
         # bf16 where the CPU has a fast path (the codes are fitted on the CPU)
@@ -157,7 +163,7 @@ def add_fitted_prior(checkpoint: str | Path, out: str | Path, kind: str = "flow"
         sizes = {"prior_layers": layers, "prior_hidden": hidden}
         measured = {"held_out_denoising_loss": history[-1]}
     vae.model.latent_density, density = kept_density(vae, kind)
-    kept = density if vae.model.latent_density is not None else {}
+    kept = density if density["density_prior"] != "none" else {}
     if kept:
         log(f"seqvae: the {kept['density_prior']} fitted before is kept beside the "
             "diffusion model, for log p(z)")

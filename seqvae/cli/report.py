@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..molecules.optimization import OptimizationResult
+from ..prior_fitting import score_name
 
 
 def format_bench(result: dict) -> str:
@@ -66,16 +67,10 @@ def format_head_table(metrics: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def short_name(kind: str, components: int, layers: int, hidden: int) -> str:
-    """A fitted prior's name in the table: ``mixture K=4``, ``flow 8x256``, ``diffusion 4x256``
-    (the names prior_fitting gives the held-out scores)."""
-    return f"mixture K={components}" if kind == "mixture" else f"{kind} {layers}x{hidden}"
-
-
 def format_prior_table(record: dict) -> str:
     """Held-out log-likelihood of the validation codes under N(0, I) and each fitted density,
     the one kept marked."""
-    kept = short_name(record["kind"], record.get("prior_components", 0),
+    kept = score_name(record["kind"], record.get("prior_components", 0),
                       record.get("prior_layers", 0), record.get("prior_hidden", 0))
     scores = record["held_out_log_likelihood"]
     width = max(len(name) for name in [*scores, kept]) + 2
@@ -87,7 +82,7 @@ def format_prior_table(record: dict) -> str:
         lines.append(f"{kept:<{width}}{'(none)':>16}   <- kept; held-out denoising loss "
                      f"{record['held_out_denoising_loss']:.4f} (no likelihood to compare)")
         if record.get("density_prior", "none") != "none":
-            density = short_name(record["density_prior"], record["density_components"],
+            density = score_name(record["density_prior"], record["density_components"],
                                  record["density_layers"], record["density_hidden"])
             lines.append(f"log p(z) (optimisation's penalty): the {density} fitted before, "
                          "kept beside it")
