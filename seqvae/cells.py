@@ -22,6 +22,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from seqvae.gru_layer import gru_layer
+
 CELLS = ("gru",)
 
 State = Any  # a cell's recurrent state: a (L, B, H) tensor for a GRU, a pair for an LSTM
@@ -97,9 +99,10 @@ def unrolled_gru(gru: nn.GRU, x: Tensor, h0: Tensor,
 
     On the CPU, autograd through ``nn.GRU`` gives every time step's slice of the input
     projection a full-size zero gradient, which costs O(T^2) memory traffic per layer; here the
-    projections are computed for all steps at once and split with ``unbind``, whose backward
-    is a single ``stack``. ``static_input`` is a per-sequence input appended to every step's
-    input (z for the decoder): its projection is computed once per sequence, not per step.
+    projections are computed for all steps at once and each layer's recurrence runs as one
+    autograd node with a hand-written backward (:mod:`seqvae.gru_layer`). ``static_input`` is
+    a per-sequence input appended to every step's input (z for the decoder): its projection is
+    computed once per sequence, not per step.
 
     Args:
         gru: supplies the weights (``weight_ih_l{k}`` with gate rows [r; z; n], as PyTorch).
@@ -109,27 +112,25 @@ def unrolled_gru(gru: nn.GRU, x: Tensor, h0: Tensor,
     Returns:
         outputs (B, T, H) of the last layer, and the final state (L, B, H).
     """
-    finals, layer_input = [], x
+    # time-major inside: each step's rows are one contiguous block (seqvae.gru_layer)
+    finals, layer_input = [], x.transpose(0, 1)                                  # (T, B, I)
     drop = getattr(gru, "weight_drop", 0.0) if gru.training else 0.0
     for k in range(gru.num_layers):
         w_ih, w_hh, b_ih, b_hh = _weights(gru, k)
         if drop:  # one mask for the whole sequence: the same recurrence at every step
             w_hh = nn.functional.dropout(w_hh, drop, training=True)
-            kind = w_hh.device.type
-            if torch.is_autocast_enabled(kind):  # cast once here, not at every step's linear()
-                w_hh = w_hh.to(torch.get_autocast_dtype(kind))
         if k == 0 and static_input is not None:
             width = layer_input.size(-1)
             w_x, w_static = w_ih.split((width, w_ih.size(1) - width), dim=1)
             static = nn.functional.linear(static_input, w_static, b_ih)          # (B, 3H)
-            projected = nn.functional.linear(layer_input, w_x) + static.unsqueeze(1)  # (B, T, 3H)
+            projected = nn.functional.linear(layer_input, w_x) + static          # (T, B, 3H)
         else:
             projected = _project(layer_input, w_ih, b_ih)
-        layer_input, h = _gru_layer(projected, h0[k], w_hh, b_hh)
+        layer_input, h = gru_layer(projected, h0[k], w_hh, b_hh)
         finals.append(h)
         if gru.dropout and gru.training and k < gru.num_layers - 1:
             layer_input = nn.functional.dropout(layer_input, gru.dropout, training=True)
-    return layer_input, torch.stack(finals)
+    return layer_input.transpose(0, 1), torch.stack(finals)
 
 
 def unrolled_encoder(gru: nn.GRU, x: Tensor, lengths: Tensor) -> Tensor:
@@ -148,19 +149,19 @@ def unrolled_encoder(gru: nn.GRU, x: Tensor, lengths: Tensor) -> Tensor:
     B, T = x.shape[:2]
     steps = torch.arange(T, device=x.device)
     lengths = lengths.to(x.device)
-    mask = steps.unsqueeze(0) < lengths.unsqueeze(1)                              # (B, T)
+    mask = steps.unsqueeze(1) < lengths.unsqueeze(0)                              # (T, B)
     # t -> len-1-t inside each sequence, identity on padding; it is its own inverse
-    flip = torch.where(mask, lengths.unsqueeze(1) - 1 - steps, steps)
-    last = (lengths - 1).view(B, 1, 1)
+    flip = torch.where(mask, lengths.unsqueeze(0) - 1 - steps.unsqueeze(1), steps.unsqueeze(1))
+    last = (lengths - 1).view(1, B, 1)
     h0 = x.new_zeros(B, gru.hidden_size)
-    layer_input = x
+    layer_input = x.transpose(0, 1)                    # time-major inside, as unrolled_gru
     for k in range(gru.num_layers):
         finals, outputs = [], []
         for suffix in ("", "_reverse")[:2 if gru.bidirectional else 1]:
             w_ih, w_hh, b_ih, b_hh = _weights(gru, k, suffix)
             seq = layer_input if not suffix else _gather_time(layer_input, flip)
-            out, _ = _gru_layer(_project(seq, w_ih, b_ih), h0, w_hh, b_hh)
-            finals.append(out.gather(1, last.expand(-1, 1, out.size(-1))).squeeze(1))
+            out, _ = gru_layer(_project(seq, w_ih, b_ih), h0, w_hh, b_hh)       # (T, B, H)
+            finals.append(out.gather(0, last.expand(-1, -1, out.size(-1))).squeeze(0))
             outputs.append(out if not suffix else _gather_time(out, flip))
         layer_input = torch.cat(outputs, dim=-1)
         if gru.dropout and gru.training and k < gru.num_layers - 1:
@@ -174,30 +175,10 @@ def _weights(gru: nn.GRU, layer: int, suffix: str = "") -> tuple[Tensor, ...]:
 
 
 def _project(x: Tensor, w_ih: Tensor, b_ih: Tensor) -> Tensor:
-    """Input projections of all time steps in one matrix product: (B, T, I) -> (B, T, 3H)."""
+    """Input projections of all time steps in one matrix product: (T, B, I) -> (T, B, 3H)."""
     return nn.functional.linear(x, w_ih, b_ih)
 
 
 def _gather_time(x: Tensor, index: Tensor) -> Tensor:
-    """x[b, index[b, t]] for (B, T, F) x and (B, T) index."""
-    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.size(-1)))
-
-
-def _gru_layer(projected: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor
-               ) -> tuple[Tensor, Tensor]:
-    """Run one GRU layer over precomputed input projections (B, T, 3H) from state h (B, H).
-
-    Returns the outputs (B, T, H) and the final state (B, H).
-    """
-    H, outputs = h.size(-1), []
-    h = h.float()  # the state accumulates over time: keep it fp32 under bf16 autocast
-    for step in projected.unbind(1):                                            # (B, 3H)
-        # split/chunk, not [:, a:b]: their backward is one cat, not a zero-fill per slice
-        input_ru, input_n = step.split((2 * H, H), dim=1)
-        # linear() on the leaf weight, so bf16 autocast casts it once, not at every step
-        hidden_ru, hidden_n = nn.functional.linear(h, w_hh, b_hh).split((2 * H, H), dim=1)
-        reset, update = torch.sigmoid(input_ru + hidden_ru).chunk(2, dim=1)
-        candidate = torch.tanh(input_n + reset * hidden_n)
-        h = candidate + update * (h - candidate)                                # (1-u) n + u h
-        outputs.append(h)
-    return torch.stack(outputs, dim=1), h
+    """x[index[t, b], b] for time-major (T, B, F) x and (T, B) index."""
+    return x.gather(0, index.unsqueeze(-1).expand(-1, -1, x.size(-1)))
