@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import resource
+import statistics
 import subprocess
 import time
 from typing import Any, Callable
@@ -203,3 +204,28 @@ def run_peer(script, batch: int, steps: int, n_sample: int,
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise SeqVAEError(f"the peer script {script} failed ({tail})")
     return json.loads(lines[-1])
+
+
+def median_of_runs(runs: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Figures of repeated side-by-side runs, each ``{"seqvae": {...}, "peer": {...}, ...}``,
+    reduced to their medians.
+
+    Every numeric figure becomes its median over the runs (other values are the first run's);
+    ``"runs"`` keeps each run's figures, and ``"pair_ratios"`` the ratio of each run's
+    training tokens/s to the peer's (when there is a peer), whose median is the ratio to
+    quote: on a shared machine, speed drifts by a third from one minute to the next, and a
+    pair of runs close in time drifts together.
+    """
+    merged: dict[str, Any] = {}
+    for part in runs[0]:
+        figures = {}
+        for key, first in runs[0][part].items():
+            values = [run[part].get(key) for run in runs]
+            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            figures[key] = round(statistics.median(values), 3) if numeric else first
+        merged[part] = figures
+    merged["runs"] = runs
+    if all("peer" in run and run["peer"].get("train_tok_per_s") for run in runs):
+        merged["pair_ratios"] = [round(run["seqvae"]["train_tok_per_s"]
+                                       / run["peer"]["train_tok_per_s"], 3) for run in runs]
+    return merged

@@ -109,3 +109,32 @@ def test_both_precisions_side_by_side(tmp_path, smiles_file, capsys):
     assert "seqvae fp32" in table and "seqvae bf16" in table and "bf16/fp32" in table
     ratio = result["seqvae_bf16"]["train_tok_per_s"] / result["seqvae"]["train_tok_per_s"]
     assert f"{ratio:.2f}x" in table
+
+
+def test_median_of_runs_takes_each_figures_median_and_each_pairs_ratio():
+    from seqvae.bench import median_of_runs
+    base = {"device": "cpu", "threads": 2, "torch": "2", "corpus": "c", "tokenizer": "char",
+            "batch_size": 8, "sample_mol_per_s": None}
+    runs = [{"seqvae": {**base, "train_tok_per_s": ours}, "peer": {"train_tok_per_s": peer}}
+            for ours, peer in ((300.0, 100.0), (200.0, 50.0), (330.0, 110.0))]
+    merged = median_of_runs(runs)
+    assert merged["seqvae"]["train_tok_per_s"] == 300.0 and merged["peer"]["train_tok_per_s"] == 100.0
+    assert merged["seqvae"]["device"] == "cpu" and merged["seqvae"]["sample_mol_per_s"] is None
+    assert merged["pair_ratios"] == [3.0, 4.0, 3.0] and merged["runs"] == runs
+    table = format_bench(merged)
+    assert "medians of 3 runs" in table and "3.00x 4.00x 3.00x (median 3.00x)" in table
+
+
+def test_bench_command_repeats_seqvae_and_the_peer_in_turn(tmp_path, smiles_file, capsys):
+    from seqvae.cli import main
+    peer = tmp_path / "peer.sh"
+    peer.write_text('echo \'{"peer": "fake", "train_tok_per_s": 10.0}\'\n')
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--preset", "cpu-small", "--data", str(smiles_file), "--steps", "1",
+               "--warmup", "0", "--n-sample", "0", "--n-encode", "0", "--batch-size", "64",
+               "--decoder-hidden", "32", "--encoder-hidden", "32", "--threads", "1",
+               "--peer", str(peer), "--repeats", "2", "--json", str(out)])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert len(result["runs"]) == 2 and len(result["pair_ratios"]) == 2
+    assert "run by run" in capsys.readouterr().out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..bench import bench, run_peer
+from ..bench import bench, median_of_runs, run_peer
 from ..config import PRESETS, preset
 from ..devices import resolve_device
 from ..errors import SeqVAEError
@@ -36,6 +36,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--both-precisions", action="store_true",
                    help="time the same configuration in fp32 and in bf16, one after the other, "
                    "and print them side by side (what --precision auto would gain here)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="run everything (seqvae, then the peer) this many times in turn and "
+                   "report the medians: a shared machine's speed drifts by a third from minute "
+                   "to minute, so one pair of runs can be far off")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     add_config_flags(p)
     p.set_defaults(run=run)
@@ -44,7 +48,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 def run(args: argparse.Namespace) -> int:
     for flag, value, least in (("--steps", args.steps, 1), ("--warmup", args.warmup, 0),
                                ("--n-sample", args.n_sample, 0), ("--n-encode", args.n_encode, 0),
-                               ("--sample-batch", args.sample_batch, 1), ("--max-len", args.max_len, 1)):
+                               ("--sample-batch", args.sample_batch, 1), ("--max-len", args.max_len, 1),
+                               ("--repeats", args.repeats, 1)):
         if value < least:
             raise SeqVAEError(f"{flag} must be at least {least} (got {value})")
     config = config_from_args(args, preset(args.preset)).validate()
@@ -56,14 +61,20 @@ def run(args: argparse.Namespace) -> int:
         return bench(config, device, steps=args.steps, warmup=args.warmup, n_sample=args.n_sample,
                      sample_batch=args.sample_batch, max_len=args.max_len,
                      n_encode=args.n_encode, log=err)
-    if args.both_precisions:
-        result = {"seqvae": timed(config.override("train", precision="fp32")),
-                  "seqvae_bf16": timed(config.override("train", precision="bf16"))}
-    else:
-        result = {"seqvae": timed(config)}
-    if args.peer:
-        result["peer"] = run_peer(args.peer, batch=config.train.batch_size, steps=args.steps,
-                                  n_sample=args.n_sample, log=err)
+    runs = []
+    for repeat in range(args.repeats):
+        if args.repeats > 1:
+            err(f"seqvae bench: run {repeat + 1} of {args.repeats}")
+        if args.both_precisions:
+            result = {"seqvae": timed(config.override("train", precision="fp32")),
+                      "seqvae_bf16": timed(config.override("train", precision="bf16"))}
+        else:
+            result = {"seqvae": timed(config)}
+        if args.peer:
+            result["peer"] = run_peer(args.peer, batch=config.train.batch_size,
+                                      steps=args.steps, n_sample=args.n_sample, log=err)
+        runs.append(result)
+    result = median_of_runs(runs) if args.repeats > 1 else runs[0]
     print(format_bench(result))
     print(json.dumps(result))
     if args.json:

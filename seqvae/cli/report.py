@@ -1,6 +1,7 @@
 """Every report the commands print, as strings: the commands only decide what to show."""
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,6 +31,12 @@ def format_bench(result: dict) -> str:
         if peer and peer.get(key) and value is not None:
             line += f"{peer[key]:>12}{value / peer[key]:>7.2f}x"
         lines.append(line)
+    if "runs" in result:
+        lines.append(f"medians of {len(result['runs'])} runs in turn")
+        if result.get("pair_ratios"):
+            ratios = " ".join(f"{r:.2f}x" for r in result["pair_ratios"])
+            lines.append(f"training tokens/s against the peer, run by run: {ratios} (median "
+                         f"{statistics.median(result['pair_ratios']):.2f}x)")
     return "\n".join(lines)
 
 
