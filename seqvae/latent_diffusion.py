@@ -91,8 +91,11 @@ class LatentDiffusion(nn.Module):
         nn.init.zeros_(self.head[1].bias)
 
     def forward(self, noisy: Tensor, t: Tensor) -> Tensor:
-        """The predicted noise eps of standardised noisy codes: (N, D), t (N,) -> (N, D)."""
-        angles = t.unsqueeze(1) * 1000 * self.frequencies
+        """The predicted noise eps of standardised noisy codes: (N, D), t (N,) -> (N, D).
+
+        A 0-dim ``t`` is one time for every code (sampling): its features are computed once
+        and broadcast, which saves a third of each block's products."""
+        angles = t.reshape(-1, 1) * 1000 * self.frequencies
         time = self.embed_time(torch.cat([angles.sin(), angles.cos()], dim=-1))
         h = self.embed(noisy)
         for block in self.blocks:
@@ -130,8 +133,7 @@ class LatentDiffusion(nn.Module):
         for now, then in tqdm(list(zip(times[:-1], times[1:])), disable=not progress,
                               unit="step", desc=f"denoising {n:,} codes"):
             a_now, a_then = alpha_bar(now), alpha_bar(then)
-            eps = torch.cat([self(chunk, now.expand(len(chunk)).to(device))
-                             for chunk in x.split(batch_size)])
+            eps = torch.cat([self(chunk, now.to(device)) for chunk in x.split(batch_size)])
             x0 = ((x - (1 - a_now).sqrt() * eps) / a_now.sqrt()).clamp(-self.limit, self.limit)
             # DDIM with eta = 1: the DDPM posterior's variance on this grid of times
             sigma = ((1 - a_then) / (1 - a_now) * (1 - a_now / a_then)).clamp(min=0).sqrt()

@@ -63,3 +63,14 @@ def test_sampling_can_show_its_denoising_steps_on_stderr(capsys):
     out = capsys.readouterr()
     assert "denoising 3 codes" in out.err and "5/5" in out.err and out.out == ""
     assert torch.equal(quiet, shown)
+
+
+def test_one_time_for_every_code_is_the_same_prediction_as_a_time_per_code():
+    torch.manual_seed(0)
+    model = LatentDiffusion(dim=3, blocks=2, hidden=16).eval()
+    torch.nn.init.normal_(model.head[1].weight)   # so that the prediction is not all zeros
+    noisy, t = torch.randn(5, 3), torch.tensor(0.3)
+    with torch.no_grad():
+        shared, each = model(noisy, t), model(noisy, t.expand(5))
+    assert shared.shape == (5, 3) and shared.abs().sum() > 0
+    assert torch.allclose(shared, each, atol=1e-6)
