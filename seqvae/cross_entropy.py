@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .devices import compute_dtype
+
 # Most vocabulary scores (rows x V) held at once by the sliced cross-entropy: 2^23 fp32
 # scores are 32 MiB, small enough to stay near the cache and to let importance sampling
 # score hundreds of z per sequence, large enough that each slice is one big matrix product.
@@ -63,14 +65,7 @@ def linear_cross_entropy(features: Tensor, weight: Tensor, bias: Tensor | None, 
                                          max_scores or MAX_SCORES)
     return _linear_cross_entropy_slices(features, weight, bias, targets, ignore_index,
                                         max_scores or NO_GRAD_MAX_SCORES,
-                                        _compute_dtype(features))[0]
-
-
-def _compute_dtype(features: Tensor) -> torch.dtype:
-    device = features.device.type
-    if torch.is_autocast_enabled(device):
-        return torch.get_autocast_dtype(device)
-    return features.dtype
+                                        compute_dtype(features))[0]
 
 
 def _linear_cross_entropy_slices(features: Tensor, weight: Tensor, bias: Tensor | None,
@@ -124,7 +119,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, features, weight, bias, targets, ignore_index, max_scores):
-        dtype = _compute_dtype(features)
+        dtype = compute_dtype(features)
         loss, grad_x, grad_w, grad_b = _linear_cross_entropy_slices(
             features, weight, bias, targets, ignore_index, max_scores, dtype, gradients=True)
         ctx.save_for_backward(features, weight, bias, targets, grad_x, grad_w, grad_b)

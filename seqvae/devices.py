@@ -49,3 +49,13 @@ def resolve_precision(precision: str, device: torch.device) -> tuple[str, str]:
         return precision, "asked for"
     fast, why = fast_bf16(device)
     return ("bf16" if fast else "fp32"), why
+
+
+def compute_dtype(tensor: torch.Tensor) -> torch.dtype:
+    """The dtype that products on ``tensor`` run in here: autocast's, where autocast is on
+    for its device, else its own (for hand-written kernels that mirror ``F.linear``)."""
+    device = tensor.device.type
+    if torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return tensor.dtype
+

@@ -20,12 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-def _compute_dtype(reference: Tensor) -> torch.dtype:
-    kind = reference.device.type
-    if torch.is_autocast_enabled(kind):
-        return torch.get_autocast_dtype(kind)
-    return reference.dtype
+from .devices import compute_dtype
 
 
 def _state_dtype(h0: Tensor) -> torch.dtype:
@@ -51,7 +46,7 @@ class GRULayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, projected: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor
                 ) -> tuple[Tensor, Tensor]:
-        dtype, state_dtype = _compute_dtype(projected), _state_dtype(h0)
+        dtype, state_dtype = compute_dtype(projected), _state_dtype(h0)
         with torch.autocast(projected.device.type, enabled=False):
             T, B, three_h = projected.shape
             H = three_h // 3
