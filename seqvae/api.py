@@ -22,6 +22,7 @@ from .checkpoint import load_checkpoint
 from .config import Config
 from .corpus_files import Corpus
 from .data import PreparedData, TokenizedSplit, collate, prepare_data
+from .decoding import DEFAULT_BEAM_SIZE
 from .decoding import decode as decode_ids
 from .devices import resolve_device, resolve_precision
 from .errors import SeqVAEError
@@ -229,10 +230,16 @@ class TrainedVAE:
 
     @torch.inference_mode()
     def decode(self, z: np.ndarray | torch.Tensor, method: str = "greedy",
-               temperature: float = 1.0, beam_size: int = 5, max_len: int | None = None,
-               batch_size: int = 1024, seed: int | None = None,
+               temperature: float = 1.0, beam_size: int | None = None,
+               max_len: int | None = None, batch_size: int = 1024, seed: int | None = None,
                progress: bool = False, constrained: bool | None = None) -> list[str]:
         """Decode latent codes (N, D) into N strings.
+
+        ``method`` is ``greedy``, ``sample`` (temperature sampling), ``beam`` or ``rerank``
+        (beam search, then the candidate whose own code lies nearest; the most faithful
+        reconstructions: see :func:`seqvae.decoding.rerank_by_reencoding`). ``beam_size``
+        defaults to :data:`seqvae.decoding.DEFAULT_BEAM_SIZE`; a beam search runs
+        ``batch_size`` hypotheses at a time, not codes, to bound its memory.
 
         For a SMILES model, ``constrained`` (by default the model's ``constrained``, True
         unless :func:`load` was told otherwise) masks the tokens after which no well-formed
@@ -249,6 +256,8 @@ class TrainedVAE:
         generator = None
         if seed is not None:
             generator = torch.Generator(device=self.model.device).manual_seed(seed)
+        if method in DEFAULT_BEAM_SIZE:
+            batch_size = max(1, batch_size // (beam_size or DEFAULT_BEAM_SIZE[method]))
         tok = self.tokenizer
         texts: list[str] = []
         for start in tqdm(range(0, len(z), batch_size), disable=not progress, unit="batch",
@@ -317,7 +326,7 @@ class TrainedVAE:
                 **validity_and_uniqueness(samples)}
 
     def interpolate(self, start: str | np.ndarray, end: str | np.ndarray, steps: int = 8,
-                    path: str = "linear", method: str = "greedy", seed: int | None = None,
+                    path: str = "linear", method: str = "rerank", seed: int | None = None,
                     **kwargs) -> list[str]:
         """Decode evenly spaced points on a latent path (Bowman et al. 2016).
 
@@ -325,7 +334,9 @@ class TrainedVAE:
             start, end: sentences/SMILES (encoded to their posterior means) or codes (D,).
             steps: points on the path, both endpoints included.
             path: ``linear`` or ``slerp`` (see :mod:`seqvae.text.interpolation`).
-            method: how each point is decoded (greedy, beam or sample).
+            method: how each point is decoded: ``rerank`` (the default: beam search, then
+                the candidate whose own code lies nearest to the point, so that the endpoints
+                come back most often), ``greedy``, ``beam`` or ``sample``.
         Returns:
             ``steps`` strings, from start to end.
         """

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from seqvae.config import ModelConfig
-from seqvae.decoding import decode
+from seqvae.decoding import beam_candidates, decode, rerank_by_reencoding
 from seqvae.model import SeqVAE
 
 V, PAD, BOS, EOS = 11, 0, 1, 2
@@ -112,6 +112,72 @@ def test_beam_search_finds_the_likelier_sequence_that_greedy_misses():
     assert lb == pytest.approx(math.log(0.45 * 0.98), abs=1e-4)
 
 
+def test_beam_candidates_are_scored_by_their_log_probability():
+    model = bigram_model()
+    candidates, scores = beam_candidates(model, torch.zeros(1, 1), BOS, EOS, PAD, 10, 2)
+    assert [strip(r) for r in candidates[0]] == [[B, EOS], [A, EOS]]
+    assert scores[0].tolist() == pytest.approx([math.log(0.45 * 0.98), math.log(0.55 * 0.4)],
+                                               abs=1e-4)
+
+
+def test_rerank_keeps_the_candidate_the_encoder_maps_nearest_to_the_code():
+    # Beam search prefers "B <eos>" (0.441) to "A <eos>" (0.22). An encoder that maps a
+    # sequence starting with A to +1 and any other to -1 makes the code decide instead.
+    model = bigram_model()
+    seen = []
+
+    def encoder(tokens, lengths):
+        seen.append((tokens.tolist(), lengths.tolist()))
+        mu = torch.where(tokens[:, 1:2] == A, 1.0, -1.0)
+        return mu, torch.zeros_like(mu)
+
+    model.forward_encoder = encoder
+    z = torch.tensor([[0.9], [-0.8]])
+    chosen = decode(model, z, BOS, EOS, PAD, "rerank", 10, beam_size=2)
+    assert [strip(r) for r in chosen] == [[A, EOS], [B, EOS]]
+    # every candidate reached the encoder as <bos> tokens <eos>, padded, with its length
+    tokens, lengths = seen[0]
+    assert sorted(zip(map(tuple, tokens), lengths)) == sorted(
+        [((BOS, B, EOS, PAD), 3), ((BOS, A, EOS, PAD), 3)] * 2)
+
+
+def test_rerank_gives_a_cut_off_candidate_its_eos_and_never_picks_an_empty_slot():
+    model = bigram_model()
+    candidates = torch.tensor([[[A, A, A], [B, EOS, PAD], [A, EOS, PAD]]])
+    scores = torch.tensor([[-1.0, -2.0, float("-inf")]])
+    seen = []
+
+    def encoder(tokens, lengths):
+        seen.append((tokens.tolist(), lengths.tolist()))
+        mu = torch.where(tokens[:, 1:2] == A, 1.0, -1.0)
+        return mu, torch.zeros_like(mu)
+
+    model.forward_encoder = encoder
+    # the third slot, an A sequence, would be nearest to +1 but holds no hypothesis
+    chosen = rerank_by_reencoding(model, torch.tensor([[1.0]]), candidates, scores, BOS, EOS, PAD)
+    assert chosen.tolist() == [[A, A, A]]
+    assert seen[0][0][0] == [BOS, A, A, A, EOS] and seen[0][1][0] == 5
+    chosen = rerank_by_reencoding(model, torch.tensor([[-1.0]]), candidates, scores, BOS, EOS, PAD)
+    assert chosen.tolist() == [[B, EOS, PAD]]
+
+
+def test_rerank_equals_reencoding_each_candidate_alone():
+    model = tiny_model(seed=5)
+    z = torch.randn(3, 4) * 2
+    candidates, scores = beam_candidates(model, z, BOS, EOS, PAD, 6, 4)   # some cut off at 6
+    chosen = decode(model, z, BOS, EOS, PAD, "rerank", 6, beam_size=4)
+    for i in range(3):
+        distances = []
+        for row in candidates[i].tolist():
+            body = row[:row.index(EOS)] if EOS in row else row
+            with torch.no_grad():
+                mu, _ = model.forward_encoder(torch.tensor([[BOS, *body, EOS]]),
+                                              torch.tensor([len(body) + 2]))
+            distances.append(float((mu[0] - z[i]).pow(2).sum()))
+        best = min(range(4), key=distances.__getitem__)
+        assert strip(chosen[i]) == strip(candidates[i, best])
+
+
 def test_beam_width_one_is_greedy():
     model = tiny_model(seed=2)
     z = torch.randn(6, 4)
@@ -134,7 +200,7 @@ def test_unknown_method():
         decode(tiny_model(), torch.randn(1, 4), BOS, EOS, PAD, method="nucleus")
 
 
-@pytest.mark.parametrize("method", ["greedy", "sample", "beam"])
+@pytest.mark.parametrize("method", ["greedy", "sample", "beam", "rerank"])
 def test_bf16_decoding_is_well_formed_and_seeded(method):
     # bf16 changes the arithmetic, not the contract: padded after <eos>, at most max_len,
     # the same draws from the same seed

@@ -16,6 +16,7 @@ from ..evaluation import by_words, evaluate_sequences, format_table, load_split
 from ..files import atomic_write
 from ..molecules.evaluation import evaluate_molecules, format_molecule_table
 from ..text.evaluation import (
+    RECONSTRUCTION_METHODS,
     endpoint_recovery,
     exact_reconstruction,
     reader_measures,
@@ -53,6 +54,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    "to themselves (interpolation endpoint recovery; 0: skip)")
     p.add_argument("--endpoint-max-words", type=int, default=15,
                    help="text: draw those pairs from sentences of at most this many words")
+    p.add_argument("--decode", choices=RECONSTRUCTION_METHODS, default="greedy",
+                   help="text: how the posterior means are decoded for exact match, BLEU, "
+                   "endpoint recovery and the midpoints: greedy, beam search, or rerank (beam "
+                   "search, then the candidate whose own code lies nearest; the most faithful, "
+                   "about --beam-size times slower)")
+    p.add_argument("--beam-size", type=int, default=None,
+                   help="for --decode beam (default 5) and rerank (default 20)")
     p.add_argument("--lm", type=model_file, default=None, metavar="MODEL",
                    help="text: a language model (trained with --latent-dim 0) that scores the "
                    "fluency (NLL per token, and its ratio to the same LM's on the real short "
@@ -90,8 +98,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
     if (args.k < 1 or args.batch_size < 1 or args.n < 1 or args.lm_samples < 1
-            or (args.limit is not None and args.limit < 1)):
-        raise SeqVAEError("--k, --n, --batch-size, --lm-samples and --limit must be at least 1")
+            or (args.limit is not None and args.limit < 1)
+            or (args.beam_size is not None and args.beam_size < 1)):
+        raise SeqVAEError("--k, --n, --batch-size, --lm-samples, --limit and --beam-size must "
+                          "be at least 1")
     if args.reconstruct < 0 or not 0 <= args.stochastic <= args.reconstruct:
         raise SeqVAEError("--reconstruct must not be negative, and --stochastic must be between "
                           "0 and --reconstruct")
@@ -149,13 +159,16 @@ def likelihood_block(vae, args: argparse.Namespace) -> dict:
         raise SeqVAEError(f"nothing to evaluate in {name}")
     results = evaluate_sequences(vae, split, k=args.k, seed=args.seed,
                                  batch_size=args.batch_size, progress=True,
-                                 precision=vae.precision)
+                                 precision=vae.precision, method=args.decode,
+                                 beam_size=args.beam_size)
     short = short_texts(texts, args.endpoint_max_words)
     if vae.latent_dim and short:
         results.update(short_max_words=args.endpoint_max_words, short_sentences=len(short),
-                       short_exact_match=exact_reconstruction(vae, short))
+                       short_exact_match=exact_reconstruction(vae, short, args.decode,
+                                                              args.beam_size))
     if vae.latent_dim and args.endpoint_pairs and len(short) >= 2:
-        recovery = endpoint_recovery(vae, short, pairs=args.endpoint_pairs, seed=args.seed)
+        recovery = endpoint_recovery(vae, short, pairs=args.endpoint_pairs, seed=args.seed,
+                                     method=args.decode, beam_size=args.beam_size)
         results.update(endpoint_recovery=recovery["share"], endpoint_pairs=recovery["pairs"],
                        endpoint_max_words=args.endpoint_max_words)
         if args.lm is not None:
@@ -164,6 +177,7 @@ def likelihood_block(vae, args: argparse.Namespace) -> dict:
             known = vocabulary(vae.corpus(log=err).texts["train"]) if by_words(vae) else None
             results.update(reader_measures(vae, load_model(args, args.lm), short,
                                            pairs=args.endpoint_pairs, samples=args.lm_samples,
-                                           seed=args.seed, known_words=known))
+                                           seed=args.seed, known_words=known,
+                                           method=args.decode))
     print(format_table(results, f"seqvae evaluate {args.checkpoint} on {name}"))
     return results

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..decoding import METHODS
 from ..errors import SeqVAEError
 from ..evaluation import load_split
 from ..text.evaluation import endpoint_recovery, short_texts
@@ -31,10 +32,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    help="with --test-pairs: how many of the paths to print")
     p.add_argument("--steps", type=int, default=8, help="points on the path, endpoints included")
     p.add_argument("--path", choices=("linear", "slerp"), default="linear")
-    p.add_argument("--decode", choices=("greedy", "beam", "sample"), default="greedy",
-                   help="how each point is decoded (with --test-pairs, also how the endpoints "
-                   "must come back: greedy or beam; greedy for sample)")
-    p.add_argument("--beam-size", type=int, default=5)
+    p.add_argument("--decode", choices=METHODS, default="rerank",
+                   help="how each point is decoded: rerank (beam search, then the candidate "
+                   "whose own code lies nearest to the point: the most faithful endpoints), "
+                   "greedy (fastest), beam search or sample (with --test-pairs, also how the "
+                   "endpoints must come back; greedy for sample)")
+    p.add_argument("--beam-size", type=int, default=None,
+                   help="for --decode beam (default 5) and rerank (default 20)")
     p.add_argument("--temperature", type=float, default=1.0, help="for --decode sample")
     p.add_argument("--seed", type=int, default=0, help="for --random, --test-pairs and sampling")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -45,6 +49,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 def run(args: argparse.Namespace) -> int:
     if args.steps < 2:
         raise SeqVAEError("--steps must be at least 2 (the two endpoints)")
+    if args.beam_size is not None and args.beam_size < 1:
+        raise SeqVAEError("--beam-size must be at least 1")
     modes = bool(args.endpoints) + args.random + (args.test_pairs is not None)
     if modes != 1 or (args.endpoints and len(args.endpoints) != 2):
         raise SeqVAEError('give two sentences ("a" "b"), or --random, or --test-pairs N')
@@ -89,7 +95,7 @@ def interpolate_test_pairs(vae, args: argparse.Namespace, options: dict) -> int:
                           "raise --max-words, or 0 for any length")
     # the endpoints come back under the decoding asked for (greedy for --decode sample, which
     # gives a different sentence each time)
-    method = "beam" if args.decode == "beam" else "greedy"
+    method = "greedy" if args.decode == "sample" else args.decode
     result = endpoint_recovery(vae, texts, pairs=args.test_pairs, seed=args.seed, method=method,
                                beam_size=args.beam_size)
     examples = [{"start": texts[a], "end": texts[b],

@@ -4,13 +4,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..decoding import METHODS
+from ..errors import SeqVAEError
 from .common import err, load_model, read_inputs, write_lines
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("reconstruct", parents=parents, help="encode and decode the lines of a file")
     p.add_argument("file", type=Path, help="one sentence or SMILES per line (.gz, .csv ok)")
-    p.add_argument("--method", choices=("greedy", "beam", "sample"), default="greedy")
+    p.add_argument("--method", choices=METHODS, default="greedy",
+                   help="greedy; beam search; rerank: beam search, then the candidate whose own "
+                   "code lies nearest to the input's (the most faithful, about --beam-size "
+                   "times slower); or temperature sampling")
+    p.add_argument("--beam-size", type=int, default=None,
+                   help="for --method beam (default 5) and rerank (default 20)")
     p.add_argument("--column", default=None, help="CSV column")
     p.add_argument("--skip-invalid", action="store_true",
                    help="skip (and count) empty or invalid lines instead of stopping")
@@ -19,9 +26,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.beam_size is not None and args.beam_size < 1:
+        raise SeqVAEError("--beam-size must be at least 1")
     vae = load_model(args)
     texts = read_inputs(vae, args)
-    recon = vae.reconstruct(texts, method=args.method, check=False)  # _read_inputs checked
+    recon = vae.reconstruct(texts, method=args.method, check=False,  # read_inputs checked
+                            beam_size=args.beam_size)
     write_lines([f"{a}\t{b}" for a, b in zip(texts, recon)], args.output)
     exact = sum(a == b for a, b in zip(texts, recon))
     err(f"seqvae: {exact}/{len(texts)} reconstructed exactly ({exact / len(texts):.1%})")

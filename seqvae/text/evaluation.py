@@ -11,6 +11,7 @@ import torch
 
 from ..api import TrainedVAE
 from ..data import TokenizedSplit, collate
+from ..decoding import DEFAULT_BEAM_SIZE
 from ..errors import SeqVAEError
 from ..metrics import unigram_f1
 from .interpolation import path as latent_path
@@ -19,6 +20,8 @@ from .interpolation import path as latent_path
 ROWS_PER_CALL = 1024
 # A word: letters, with inner apostrophes ("don't", "o'clock"); digits and punctuation are not.
 WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
+# The decodings under which a sentence can come back (sampling gives a new one each time).
+RECONSTRUCTION_METHODS = ("greedy", "beam", "rerank")
 
 
 def words(text: str) -> list[str]:
@@ -45,22 +48,24 @@ def short_texts(texts: Sequence[str], max_words: int | None) -> list[str]:
 
 
 def comes_back(vae: TrainedVAE, texts: Sequence[str], method: str = "greedy",
-               beam_size: int = 5) -> list[bool]:
+               beam_size: int | None = None) -> list[bool]:
     """For each of ``texts``: does it come back exactly, as the tokenizer reads it, when it is
     encoded to its posterior mean and decoded greedily (``method="beam"``: by a beam search of
-    ``beam_size``)?"""
-    if method not in ("greedy", "beam"):
-        raise SeqVAEError(f"a sentence comes back under greedy or beam decoding, not {method!r}")
+    ``beam_size``; ``"rerank"``: the beam's candidate that re-encodes nearest)?"""
+    if method not in RECONSTRUCTION_METHODS:
+        raise SeqVAEError("a sentence comes back under greedy, beam or rerank decoding, "
+                          f"not {method!r}")
     tok = vae.tokenizer
     back = vae.reconstruct(texts, check=False, method=method, beam_size=beam_size)
     return [tok.encode(a) == tok.encode(b) for a, b in zip(texts, back)]
 
 
-def exact_reconstruction(vae: TrainedVAE, texts: Sequence[str]) -> float:
-    """The share of ``texts`` that :func:`comes_back`."""
+def exact_reconstruction(vae: TrainedVAE, texts: Sequence[str], method: str = "greedy",
+                         beam_size: int | None = None) -> float:
+    """The share of ``texts`` that :func:`comes_back` (under ``method``)."""
     if not texts:
         raise SeqVAEError("no sentences to reconstruct")
-    return sum(comes_back(vae, texts)) / len(texts)
+    return sum(comes_back(vae, texts, method, beam_size)) / len(texts)
 
 
 def random_pairs(n: int, pairs: int, seed: int) -> list[tuple[int, int]]:
@@ -72,7 +77,8 @@ def random_pairs(n: int, pairs: int, seed: int) -> list[tuple[int, int]]:
 
 
 def endpoint_recovery(vae: TrainedVAE, texts: Sequence[str], pairs: int = 100,
-                      seed: int = 0, method: str = "greedy", beam_size: int = 5) -> dict[str, Any]:
+                      seed: int = 0, method: str = "greedy",
+                      beam_size: int | None = None) -> dict[str, Any]:
     """The share of random pairs of ``texts`` whose two endpoints, encoded to their posterior
     means and decoded greedily (or by beam search: :func:`comes_back`), come back as themselves
     (as the tokenizer reads them).
@@ -87,7 +93,8 @@ def endpoint_recovery(vae: TrainedVAE, texts: Sequence[str], pairs: int = 100,
     recovered = sum(back[a] and back[b] for a, b in chosen)
     return {"pairs": pairs, "recovered_pairs": recovered, "share": recovered / max(pairs, 1),
             "sentences_recovered": float(np.mean(list(back.values()))), "chosen": chosen,
-            "method": method, "beam_size": beam_size if method == "beam" else None}
+            "method": method,
+            "beam_size": beam_size or DEFAULT_BEAM_SIZE[method] if method != "greedy" else None}
 
 
 def path_resemblance(vae: TrainedVAE, texts: Sequence[str], pairs: Sequence[tuple[int, int]],
@@ -143,9 +150,11 @@ def language_model_nll(lm: TrainedVAE, sentences: Sequence[str]) -> dict[str, An
 
 def interpolation_fluency(vae: TrainedVAE, lm: TrainedVAE, texts: Sequence[str],
                           pairs: int = 100, steps: int = 7, seed: int = 0,
-                          known_words: set[str] | None = None) -> dict[str, Any]:
+                          known_words: set[str] | None = None,
+                          method: str = "greedy") -> dict[str, Any]:
     """How fluent the sentences between two endpoints are: decode ``steps`` points of the
-    linear path between the posterior means of random pairs greedily, and score the
+    linear path between the posterior means of random pairs (greedily, or by ``method``: see
+    :meth:`TrainedVAE.decode`), and score the
     intermediate sentences (endpoints left out) with :func:`language_model_nll`.
 
     Returns its ``nll_per_token``, ``distinct`` and ``sentences``, and the ``pairs`` and
@@ -159,8 +168,9 @@ def interpolation_fluency(vae: TrainedVAE, lm: TrainedVAE, texts: Sequence[str],
                        check=False)
     points = np.concatenate([latent_path(means[2 * i], means[2 * i + 1], steps)[1:-1]
                              for i in range(len(chosen))])
-    sentences = vae.decode(points)
+    sentences = vae.decode(points, method=method)
     return {**language_model_nll(lm, sentences), "pairs": len(chosen), "steps": steps,
+            "method": method,
             **_invented(sentences, known_words)}
 
 
@@ -182,15 +192,17 @@ def _invented(sentences: Sequence[str], known_words: set[str] | None) -> dict[st
 
 def reader_measures(vae: TrainedVAE, lm: TrainedVAE, short: Sequence[str], pairs: int = 100,
                     samples: int = 500, seed: int = 0,
-                    known_words: set[str] | None = None) -> dict[str, Any]:
+                    known_words: set[str] | None = None,
+                    method: str = "greedy") -> dict[str, Any]:
     """What ``seqvae evaluate --lm`` reports of how the model's sentences read: the LM NLL per
     token of the real ``short`` sentences (the yardstick), of the midpoints of ``pairs`` paths
     between them (:func:`interpolation_fluency`) and of ``samples`` prior samples
     (:func:`sample_fluency`), the last two also as ratios to the first and as shares of
-    distinct sentences; with ``known_words``, the :func:`invented_word_share` of all three."""
+    distinct sentences; with ``known_words``, the :func:`invented_word_share` of all three.
+    ``method`` decodes the midpoints (the samples are always temperature samples)."""
     real = language_model_nll(lm, short)
     fluency = interpolation_fluency(vae, lm, short, pairs=pairs, seed=seed,
-                                    known_words=known_words)
+                                    known_words=known_words, method=method)
     sampled = sample_fluency(vae, lm, n=samples, seed=seed, known_words=known_words)
     result = {"real_fluency": real["nll_per_token"],
               "interpolation_fluency": fluency["nll_per_token"],

@@ -174,7 +174,12 @@ def test_interpolate_two_sentences(trained_text_run, capsys):
 def test_interpolate_test_pairs(trained_text_run, capsys):
     assert main(["interpolate", str(trained_text_run / "model.pt"), "--test-pairs", "5",
                  "--steps", "3"]) == 0
-    assert "of 5 random test pairs of at most 15 words" in capsys.readouterr().out
+    report = capsys.readouterr().out
+    assert "of 5 random test pairs of at most 15 words" in report
+    assert "beam search of 20 reranked by re-encoding" in report           # the default
+    assert main(["interpolate", str(trained_text_run / "model.pt"), "--test-pairs", "5",
+                 "--steps", "3", "--decode", "greedy"]) == 0
+    assert "(greedy decoding of the posterior mean" in capsys.readouterr().out
     assert main(["interpolate", str(trained_text_run / "model.pt"), "--test-pairs", "4",
                  "--steps", "3", "--show", "2", "--max-words", "0", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -234,6 +239,22 @@ def test_evaluate_text_reports_endpoint_recovery_and_interpolation_fluency(
         result["sample_fluency"] / result["real_fluency"])
     # a word-level model cannot spell a word it never saw: no invented-word rows
     assert "interpolation_invented_words" not in result
+
+
+def test_evaluate_decodes_the_reconstructions_as_asked(trained_text_run, tmp_path, capsys):
+    from seqvae import load
+    from seqvae.text.evaluation import exact_reconstruction, short_texts
+    out = tmp_path / "r.json"
+    assert main(["evaluate", str(trained_text_run / "model.pt"), "--limit", "12", "--k", "1",
+                 "--endpoint-pairs", "4", "--decode", "rerank", "--beam-size", "3",
+                 "-o", str(out)]) == 0
+    assert "rerank of 3" in capsys.readouterr().out
+    result = json.loads(out.read_text())["likelihood"]
+    assert result["decoding"] == "rerank of 3"
+    vae = load(trained_text_run, device="cpu")
+    short = short_texts(vae.corpus().texts["test"][:12], 15)
+    assert result["short_exact_match"] == exact_reconstruction(vae, short, "rerank", 3)
+    assert main(["evaluate", str(trained_text_run / "model.pt"), "--beam-size", "0"]) == 2
 
 
 def test_interpolation_fluency_is_the_lm_nll_per_token(trained_text_run, trained_text_lm):

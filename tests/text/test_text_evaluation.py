@@ -43,7 +43,7 @@ def test_endpoints_can_be_required_to_come_back_under_beam_search(text_vae):
     assert "(beam-search decoding, 3 beams, of the posterior mean" in format_test_pairs(r, [])
     assert r["recovered_pairs"] == sum(by_hand[a] and by_hand[b] for a, b in r["chosen"])
     assert endpoint_recovery(text_vae, texts, pairs=10, seed=0)["method"] == "greedy"
-    with pytest.raises(SeqVAEError, match="greedy or beam"):
+    with pytest.raises(SeqVAEError, match="greedy, beam or rerank"):
         comes_back(text_vae, texts, method="sample")
 
 
@@ -62,8 +62,13 @@ def test_path_resemblance_scores_each_point_against_both_ends(text_vae):
 def test_interpolation_goes_from_start_to_end(text_vae):
     path = text_vae.interpolate("the market fell", "he said it was fine", steps=5)
     assert len(path) == 5 and all(isinstance(t, str) for t in path)
-    ends = text_vae.reconstruct(["the market fell", "he said it was fine"])
+    # the ends decode as the sentences reconstruct under the same decoding (rerank by default)
+    ends = text_vae.reconstruct(["the market fell", "he said it was fine"], method="rerank")
     assert [path[0], path[-1]] == ends
+    greedy = text_vae.interpolate("the market fell", "he said it was fine", steps=5,
+                                  method="greedy")
+    assert [greedy[0], greedy[-1]] == text_vae.reconstruct(["the market fell",
+                                                            "he said it was fine"])
     z = text_vae.prior_codes(2, seed=0)
     assert text_vae.interpolate(z[0], z[1], steps=3, path="slerp") == \
         text_vae.interpolate(z[0], z[1], steps=3, path="slerp")
