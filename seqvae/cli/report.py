@@ -155,7 +155,8 @@ def format_test_pairs(result: dict[str, Any], examples: Sequence[dict[str, Any]]
         lines.append(f"  to: {example['end']}\n")
     which = f"test pairs of at most {max_words} words" if max_words else "test pairs"
     decoding = {"beam": f"beam-search decoding, {result.get('beam_size')} beams,",
-                "rerank": f"beam search of {result.get('beam_size')} reranked by re-encoding"
+                "rerank": f"beam-search decoding, {result.get('beam_size')} beams reranked by "
+                          "re-encoding,"
                 }.get(result.get("method"), "greedy decoding")
     lines.append(f"{result['recovered_pairs']} of {result['pairs']} random {which} "
                  f"({result['share']:.0%}) decode back to both of their own endpoints "

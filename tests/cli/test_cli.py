@@ -176,7 +176,7 @@ def test_interpolate_test_pairs(trained_text_run, capsys):
                  "--steps", "3"]) == 0
     report = capsys.readouterr().out
     assert "of 5 random test pairs of at most 15 words" in report
-    assert "beam search of 20 reranked by re-encoding" in report           # the default
+    assert "beam-search decoding, 20 beams reranked by re-encoding, of" in report  # the default
     assert main(["interpolate", str(trained_text_run / "model.pt"), "--test-pairs", "5",
                  "--steps", "3", "--decode", "greedy"]) == 0
     assert "(greedy decoding of the posterior mean" in capsys.readouterr().out
