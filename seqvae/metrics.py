@@ -79,6 +79,11 @@ def importance_weighted_log_likelihood(
     return iw, torch.cat(log_liks, dim=1).mean(dim=1)
 
 
+# Elements of the (rows, N, D) tensor of per-dimension log-densities that mutual_information
+# holds at once (each of a few temporaries, 4 bytes an element): about 32 MB whatever N is.
+MI_ELEMENTS_PER_CHUNK = 2 ** 23
+
+
 def mutual_information(mu: Tensor, logvar: Tensor, z: Tensor, chunk: int = 1024) -> float:
     """I(x; z) under the encoder's joint q(x, z) = p_data(x) q(z|x) (He et al. 2019):
 
@@ -91,6 +96,8 @@ def mutual_information(mu: Tensor, logvar: Tensor, z: Tensor, chunk: int = 1024)
     Args:
         mu, logvar: (N, D) posterior parameters of the evaluated set.
         z: (N, D) one sample from each posterior.
+        chunk: most samples scored against all N posteriors at once; fewer where N x D is
+            large, so that memory stays bounded (:data:`MI_ELEMENTS_PER_CHUNK`).
     Returns:
         nats.
     """
@@ -98,6 +105,7 @@ def mutual_information(mu: Tensor, logvar: Tensor, z: Tensor, chunk: int = 1024)
     if D == 0 or N == 0:
         return 0.0
     neg_entropy = (-0.5 * D * (LOG_2PI + 1) - 0.5 * logvar.sum(-1)).mean()
+    chunk = max(1, min(chunk, MI_ELEMENTS_PER_CHUNK // (N * D)))
     log_qz = []
     for start in range(0, N, chunk):
         z_part = z[start:start + chunk].unsqueeze(1)                        # (n, 1, D)

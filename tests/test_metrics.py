@@ -225,6 +225,25 @@ def _mi_by_hand(mu, logvar, z):
     return float(neg_entropy - sum(log_aggregate) / N)
 
 
+def test_mutual_information_bounds_its_memory_whatever_the_chunk(monkeypatch):
+    import seqvae.metrics as metrics
+    g = torch.Generator().manual_seed(6)
+    mu = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    logvar = torch.randn(7, 3, generator=g, dtype=torch.float64) * 0.5
+    z = mu + torch.randn(7, 3, generator=g, dtype=torch.float64) * (0.5 * logvar).exp()
+    shapes, score = [], metrics.log_normal_diag
+
+    def recording(x, m, lv):
+        shapes.append(tuple(x.shape))
+        return score(x, m, lv)
+
+    monkeypatch.setattr(metrics, "log_normal_diag", recording)
+    monkeypatch.setattr(metrics, "MI_ELEMENTS_PER_CHUNK", 2 * 7 * 3)   # two samples x N x D
+    assert mutual_information(mu, logvar, z, chunk=1024) == pytest.approx(
+        _mi_by_hand(mu, logvar, z), abs=1e-9)
+    assert [s[0] for s in shapes] == [2, 2, 2, 1]
+
+
 def test_mutual_information_by_hand_in_small_chunks():
     g = torch.Generator().manual_seed(5)
     mu = torch.randn(7, 3, generator=g, dtype=torch.float64)
