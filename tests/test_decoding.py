@@ -120,18 +120,22 @@ def test_beam_candidates_are_scored_by_their_log_probability():
                                                abs=1e-4)
 
 
+def first_token_encoder(seen: list):
+    """An encoder that maps a sequence starting with A to +1 and any other to -1, recording
+    the (tokens, lengths) it is given in ``seen``."""
+    def encoder(tokens, lengths):
+        seen.append((tokens.tolist(), lengths.tolist()))
+        mu = torch.where(tokens[:, 1:2] == A, 1.0, -1.0)
+        return mu, torch.zeros_like(mu)
+    return encoder
+
+
 def test_rerank_keeps_the_candidate_the_encoder_maps_nearest_to_the_code():
     # Beam search prefers "B <eos>" (0.441) to "A <eos>" (0.22). An encoder that maps a
     # sequence starting with A to +1 and any other to -1 makes the code decide instead.
     model = bigram_model()
     seen = []
-
-    def encoder(tokens, lengths):
-        seen.append((tokens.tolist(), lengths.tolist()))
-        mu = torch.where(tokens[:, 1:2] == A, 1.0, -1.0)
-        return mu, torch.zeros_like(mu)
-
-    model.forward_encoder = encoder
+    model.forward_encoder = first_token_encoder(seen)
     z = torch.tensor([[0.9], [-0.8]])
     chosen = decode(model, z, BOS, EOS, PAD, "rerank", 10, beam_size=2)
     assert [strip(r) for r in chosen] == [[A, EOS], [B, EOS]]
@@ -146,13 +150,7 @@ def test_rerank_gives_a_cut_off_candidate_its_eos_and_never_picks_an_empty_slot(
     candidates = torch.tensor([[[A, A, A], [B, EOS, PAD], [A, EOS, PAD]]])
     scores = torch.tensor([[-1.0, -2.0, float("-inf")]])
     seen = []
-
-    def encoder(tokens, lengths):
-        seen.append((tokens.tolist(), lengths.tolist()))
-        mu = torch.where(tokens[:, 1:2] == A, 1.0, -1.0)
-        return mu, torch.zeros_like(mu)
-
-    model.forward_encoder = encoder
+    model.forward_encoder = first_token_encoder(seen)
     # the third slot, an A sequence, would be nearest to +1 but holds no hypothesis
     chosen = rerank_by_reencoding(model, torch.tensor([[1.0]]), candidates, scores, BOS, EOS, PAD)
     assert chosen.tolist() == [[A, A, A]]

@@ -66,6 +66,18 @@ def decoding_options() -> argparse.ArgumentParser:
     return parent
 
 
+def add_beam_size_option(parser: argparse.ArgumentParser, method_flag: str) -> None:
+    """``--beam-size`` for the beam decodings that ``method_flag`` (--decode, --method) names;
+    check it with :func:`check_beam_size`."""
+    parser.add_argument("--beam-size", type=int, default=None,
+                        help=f"for {method_flag} beam (default 5) and rerank (default 20)")
+
+
+def check_beam_size(args: argparse.Namespace) -> None:
+    if args.beam_size is not None and args.beam_size < 1:
+        raise SeqVAEError("--beam-size must be at least 1")
+
+
 def add_prior_option(parser: argparse.ArgumentParser) -> None:
     """``--prior``, for the commands that draw codes from the prior."""
     parser.add_argument("--prior", choices=("auto", "fitted", "standard"), default="auto",

@@ -23,7 +23,16 @@ from ..text.evaluation import (
     short_texts,
     vocabulary,
 )
-from .common import HelpFormatter, add_prior_option, beside, err, load_model, model_file, read_inputs
+from .common import (
+    HelpFormatter,
+    add_beam_size_option,
+    add_prior_option,
+    beside,
+    err,
+    load_model,
+    model_file,
+    read_inputs,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -59,8 +68,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    "endpoint recovery and the midpoints: greedy, beam search, or rerank (beam "
                    "search, then the candidate whose own code lies nearest; the most faithful, "
                    "about --beam-size times slower)")
-    p.add_argument("--beam-size", type=int, default=None,
-                   help="for --decode beam (default 5) and rerank (default 20)")
+    add_beam_size_option(p, "--decode")
     p.add_argument("--lm", type=model_file, default=None, metavar="MODEL",
                    help="text: a language model (trained with --latent-dim 0) that scores the "
                    "fluency (NLL per token, and its ratio to the same LM's on the real short "

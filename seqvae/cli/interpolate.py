@@ -8,7 +8,15 @@ from ..decoding import METHODS
 from ..errors import SeqVAEError
 from ..evaluation import load_split
 from ..text.evaluation import endpoint_recovery, short_texts
-from .common import HelpFormatter, add_prior_option, err, load_model, note_unknown
+from .common import (
+    HelpFormatter,
+    add_beam_size_option,
+    add_prior_option,
+    check_beam_size,
+    err,
+    load_model,
+    note_unknown,
+)
 from .report import format_path, format_test_pairs
 
 
@@ -37,8 +45,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    "whose own code lies nearest to the point: the most faithful endpoints), "
                    "greedy (fastest), beam search or sample (with --test-pairs, also how the "
                    "endpoints must come back; greedy for sample)")
-    p.add_argument("--beam-size", type=int, default=None,
-                   help="for --decode beam (default 5) and rerank (default 20)")
+    add_beam_size_option(p, "--decode")
     p.add_argument("--temperature", type=float, default=1.0, help="for --decode sample")
     p.add_argument("--seed", type=int, default=0, help="for --random, --test-pairs and sampling")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -49,8 +56,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 def run(args: argparse.Namespace) -> int:
     if args.steps < 2:
         raise SeqVAEError("--steps must be at least 2 (the two endpoints)")
-    if args.beam_size is not None and args.beam_size < 1:
-        raise SeqVAEError("--beam-size must be at least 1")
+    check_beam_size(args)
     modes = bool(args.endpoints) + args.random + (args.test_pairs is not None)
     if modes != 1 or (args.endpoints and len(args.endpoints) != 2):
         raise SeqVAEError('give two sentences ("a" "b"), or --random, or --test-pairs N')

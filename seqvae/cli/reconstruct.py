@@ -5,8 +5,14 @@ import argparse
 from pathlib import Path
 
 from ..decoding import METHODS
-from ..errors import SeqVAEError
-from .common import err, load_model, read_inputs, write_lines
+from .common import (
+    add_beam_size_option,
+    check_beam_size,
+    err,
+    load_model,
+    read_inputs,
+    write_lines,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -16,8 +22,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    help="greedy; beam search; rerank: beam search, then the candidate whose own "
                    "code lies nearest to the input's (the most faithful, about --beam-size "
                    "times slower); or temperature sampling")
-    p.add_argument("--beam-size", type=int, default=None,
-                   help="for --method beam (default 5) and rerank (default 20)")
+    add_beam_size_option(p, "--method")
     p.add_argument("--column", default=None, help="CSV column")
     p.add_argument("--skip-invalid", action="store_true",
                    help="skip (and count) empty or invalid lines instead of stopping")
@@ -26,8 +31,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.beam_size is not None and args.beam_size < 1:
-        raise SeqVAEError("--beam-size must be at least 1")
+    check_beam_size(args)
     vae = load_model(args)
     texts = read_inputs(vae, args)
     recon = vae.reconstruct(texts, method=args.method, check=False,  # read_inputs checked
